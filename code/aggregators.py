@@ -321,6 +321,38 @@ def pair_indices(M: int, device=None) -> tuple[Tensor, Tensor]:
     return idx[0], idx[1]
 
 
+def _pair_components(e: Experts) -> tuple[Tensor, Tensor, Tensor]:
+    """Parameters of the pair components ``sqrt(q_i q_j) = S_ij N(mu_ij, s_ij^2)`` for all i < j.
+
+    Returns ``(mu_ij, var_ij, log_S_ij)`` of shapes (P, B, D), (P, B, D), (P, B)
+    with P = M (M - 1) / 2 in :func:`pair_indices` order. With ``a = s_j^2 / (s_i^2 + s_j^2)``
+    (a sigmoid of the log-variance gap, so any gap is stable):
+    ``mu_ij = mu_j + a (mu_i - mu_j)`` (HEL eq. 14), ``s_ij^2 = 2 a s_i^2`` (HEL eq. 18) and the log
+    Bhattacharyya coefficient of HEL eq. 11 summed over dimensions. The experts are gathered once,
+    stacked, with ``index_select``: one gather forward and one ``index_add`` backward.
+    """
+    i, j = pair_indices(e.mu.shape[0], device=e.mu.device)
+    var = torch.exp(e.logvar)
+    stacked = torch.stack([e.mu, e.logvar, var])  # (3, M, B, D)
+    mu_i, lv_i, var_i = stacked.index_select(1, i)  # each (P, B, D)
+    mu_j, lv_j, var_j = stacked.index_select(1, j)
+    var_sum = var_i + var_j
+    diff = mu_i - mu_j
+    a = var_j / var_sum
+    mu_ij = torch.addcmul(mu_j, a, diff)
+    var_ij = 2.0 * a * var_i
+    # log S_ij = sum_d [ (log 2 + (lv_i + lv_j)/2 - log(v_i + v_j)) / 2 - (mu_i - mu_j)^2 / (4 (v_i + v_j)) ]
+    log_s = (0.5 * (math.log(2.0) + 0.5 * (lv_i + lv_j) - torch.log(var_sum)) - diff.pow(2) / (4.0 * var_sum)).sum(-1)
+    return mu_ij, var_ij, log_s
+
+
+def _holder_half_log_weights(e: Experts, log_s: Tensor) -> Tensor:
+    """Normalised log weights (M + P, B): ``l_j^2`` for singles, ``2 l_i l_j S_ij`` for pairs (HEL eq. 6)."""
+    i, j = pair_indices(e.mu.shape[0], device=e.mu.device)
+    log_w = torch.cat([2.0 * e.log_lam, math.log(2.0) + e.log_lam[i] + e.log_lam[j] + log_s], 0)
+    return log_w - torch.logsumexp(log_w, dim=0, keepdim=True)
+
+
 def holder_half_mixture(
     mu: Tensor, logvar: Tensor, mask: Tensor | None = None, weights: Tensor | None = None
 ) -> GaussianMixture:
@@ -345,20 +377,17 @@ def holder_half_mixture(
     Components are ordered singles first (j = 0..M-1), then pairs in :func:`pair_indices` order.
     """
     e = _prepare("holder_half_mixture", mu, logvar, mask, weights)
+    mu_ij, _, log_s = _pair_components(e)
+    log_w = _holder_half_log_weights(e, log_s)
     i, j = pair_indices(e.mu.shape[0], device=e.mu.device)
-    mu_i, mu_j, lv_i, lv_j = e.mu[i], e.mu[j], e.logvar[i], e.logvar[j]  # (P, B, D)
-    # s_ij^2 = 2 v_i v_j / (v_i + v_j), computed as log: log 2 + lv_i + lv_j - log(v_i + v_j)
-    log_vsum = torch.logaddexp(lv_i, lv_j)
-    lv_pair = math.log(2.0) + lv_i + lv_j - log_vsum
-    # mu_ij = (mu_i v_j + mu_j v_i) / (v_i + v_j) with the weights as sigmoids: stable for any gap
-    a = torch.sigmoid(lv_j - lv_i)  # v_j / (v_i + v_j)
-    mu_pair = a * mu_i + (1.0 - a) * mu_j
-    log_s = log_bhattacharyya(mu_i, lv_i, mu_j, lv_j)  # (P, B)
-    log_single = 2.0 * e.log_lam  # (M, B)
-    log_pair = math.log(2.0) + e.log_lam[i] + e.log_lam[j] + log_s  # (P, B), -inf if unobserved
-    log_w = torch.cat([log_single, log_pair], 0)
-    log_w = log_w - torch.logsumexp(log_w, dim=0, keepdim=True)
-    return GaussianMixture(torch.cat([e.mu, mu_pair], 0), torch.cat([e.logvar, lv_pair], 0), log_w)
+    lv_i, lv_j = e.logvar[i], e.logvar[j]
+    log_var_ij = math.log(2.0) + lv_i + torch.nn.functional.logsigmoid(lv_j - lv_i)  # log(2 a s_i^2)
+    return GaussianMixture(torch.cat([e.mu, mu_ij], 0), torch.cat([e.logvar, log_var_ij], 0), log_w)
+
+
+def _weighted_sum(w: Tensor, x: Tensor) -> Tensor:
+    """``sum_k w[k, b] x[k, b, d]`` -> (B, D); a broadcast product, which is faster than einsum here."""
+    return (w.unsqueeze(-1) * x).sum(0)
 
 
 def hellinger(
@@ -369,14 +398,23 @@ def hellinger(
     ``mu~ = (sum_j l_j^2 mu_j + 2 sum_{i<j} l_i l_j S_ij mu_ij) / Z`` and
     ``s~^2 = (sum_j l_j^2 (mu_j^2 + s_j^2) + 2 sum_{i<j} l_i l_j S_ij (mu_ij^2 + s_ij^2)) / Z - mu~^2``
     with ``Z = sum_j l_j^2 + 2 sum_{i<j} l_i l_j S_ij``; uniform ``l_j = 1/M`` gives HEL Step 6.
-    These are exactly the first two moments of :func:`holder_half_mixture`, so this function is that
-    mixture's moment match. The variance is evaluated as ``sum_k w_k s_k^2 + sum_k w_k (mu_k - mu~)^2``
-    (the same number, without the cancellation of ``E[z^2] - mu~^2``). Pairs are vectorised with
-    index tensors: cost O(M^2), no loop over pairs, no subsets. Pass ``weights`` (e.g. a softmax of
-    parameters) for learned pooling weights; gradients flow to them.
+    These are exactly the first two moments of :func:`holder_half_mixture`. The variance is
+    evaluated as ``sum_k w_k s_k^2 + sum_k w_k (mu_k - mu~)^2`` over the mixture's components (the
+    same number as eq. 20, without its cancellation between ``E[z^2]`` and ``mu~^2``, which in float32
+    would wipe out a variance of exp(-30)). Pairs are vectorised with index tensors: cost O(M^2), no
+    loop over pairs, no subsets. Pass ``weights`` (e.g. a softmax of parameters) for learned pooling
+    weights; gradients flow to them.
     """
-    mix = holder_half_mixture(mu, logvar, mask, weights)
-    return mix.moment_match()
+    e = _prepare("hellinger", mu, logvar, mask, weights)
+    M = e.mu.shape[0]
+    mu_ij, var_ij, log_s = _pair_components(e)
+    w = torch.exp(_holder_half_log_weights(e, log_s))  # (M + P, B)
+    w_single, w_pair = w[:M], w[M:]
+    mean = _weighted_sum(w_single, e.mu) + _weighted_sum(w_pair, mu_ij)  # (B, D)
+    var = _weighted_sum(w_single, torch.exp(e.logvar) + (e.mu - mean).pow(2)) + _weighted_sum(
+        w_pair, var_ij + (mu_ij - mean).pow(2)
+    )
+    return DiagGaussian(mean, torch.log(var))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,111 @@
+"""Writing results and figures: atomically, deterministically, and with their provenance.
+
+Every number the README or the book shows is read from a file this module wrote. Files are written
+to a temporary name and renamed, so an interrupted run never leaves half a file; JSON is written with
+sorted keys and floats rounded to 10 significant digits, and figures without time stamps, so the
+same computation gives the same bytes and ``make figures`` twice in a row changes nothing in git.
+Provenance is a hash of the package's source files plus the versions of the numerical libraries, not
+the git revision: committing a result must not make the result out of date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "results"
+FIGURES_DIR = REPO_ROOT / "figures"
+SIGNIFICANT_DIGITS = 10
+
+
+def _round_floats(obj: Any) -> Any:
+    """Round every float to SIGNIFICANT_DIGITS significant digits; NaN/inf become strings."""
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return str(obj)
+        return float(f"{obj:.{SIGNIFICANT_DIGITS}g}")
+    if isinstance(obj, dict):
+        return {str(k): _round_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round_floats(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return _round_floats(obj.tolist())
+    return obj
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as deterministic JSON (sorted keys, rounded floats, trailing newline), atomically."""
+    text = json.dumps(_round_floats(obj), indent=2, sort_keys=True) + "\n"
+    return atomic_write_bytes(path, text.encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; a missing file names the make target likely to produce it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; regenerate it with `make figures` or the "
+                                f"matching `make reproduce-<item>` target")
+    return json.loads(path.read_text())
+
+
+def source_hash() -> str:
+    """SHA-256 (first 16 hex digits) of the package's Python sources, in sorted file order."""
+    h = hashlib.sha256()
+    for f in sorted((REPO_ROOT / "code").glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the numerical libraries that can change a result."""
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "scipy", "matplotlib"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:  # pragma: no cover - all are requirements
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance(**fields: Any) -> dict[str, Any]:
+    """Provenance block for an artefact: source hash, library versions and any given fields
+    (seed, scale, config, sample sizes, ...)."""
+    return {"source_hash": source_hash(), "versions": library_versions(), **fields}
+
+
+def save_figure(fig, item_id: str, figures_dir: str | os.PathLike = FIGURES_DIR, dpi: int = 150) -> list[Path]:
+    """Save a matplotlib figure as ``<item_id>.png`` and ``<item_id>.pdf`` (vector), deterministically.
+
+    Time stamps and software tags are left out of both files so equal figures give equal bytes.
+    """
+    import io
+
+    out = []
+    for ext, metadata in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=dpi, metadata=metadata, bbox_inches="tight")
+        out.append(atomic_write_bytes(Path(figures_dir) / f"{item_id}.{ext}", buf.getvalue()))
+    return out

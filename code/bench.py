@@ -1,0 +1,113 @@
+"""Benchmark of every pooling rule: forward + backward time per call, as ratios to PoE.
+
+Run ``python -m poolvae.bench`` (or ``make bench``). For each rule and each number of experts M it
+times one forward pass and one backward pass of a scalar loss through the rule at batch B and latent
+size D (defaults B = 256, D = 512, M in {2, 3, 5, 8, 12}), takes the median over repeats, and divides by
+the PoE time measured in the same run on the same inputs: ratios, not seconds, are what carry over
+between machines. Mixtures over subsets hold 2^M - 1 pooled components; where their working set would
+exceed ``--max-gib`` they are skipped and the JSON says so. The growth exponent of each rule in M (the
+slope of log time against log M) is fitted too: Hellinger's is about 2 (pairs), never exponential.
+Results go to ``results/bench/aggregators.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import aggregators as agg
+from .artefacts import RESULTS_DIR, provenance, write_json
+from .distributions import DiagGaussian
+
+MIXTURE_RULES = {"mopoe", "mwb", "mohel", "mocode"}
+
+
+def _loss(out) -> torch.Tensor:
+    """A scalar that depends on every output of a rule, to drive the backward pass."""
+    if isinstance(out, DiagGaussian):
+        return out.mu.sum() + out.logvar.sum()
+    return out.mu.sum() + out.logvar.sum() + torch.where(torch.isfinite(out.log_weights), out.log_weights, 0).sum()
+
+
+def time_rule(rule: str, M: int, B: int, D: int, repeats: int, seed: int) -> float:
+    """Median seconds of forward + backward of ``rule`` on random experts (M, B, D)."""
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(M, B, D, generator=g).requires_grad_()
+    logvar = (torch.randn(M, B, D, generator=g) - 1.0).requires_grad_()
+    fn = agg.get_pool(rule)
+    times = []
+    with agg.checks(False):
+        for r in range(repeats + 1):
+            mu.grad = logvar.grad = None
+            t0 = time.perf_counter()
+            _loss(fn(mu, logvar)).backward()
+            if r:  # the first call is a warm-up
+                times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def mixture_gib(M: int, B: int, D: int) -> float:
+    """Rough working set of a mixture over subsets: a few (M, (2^M - 1) B, D) float32 tensors."""
+    return 6 * M * (2**M - 1) * B * D * 4 / 2**30
+
+
+def run(ms=(2, 3, 5, 8, 12), B: int = 256, D: int = 512, repeats: int = 5, seed: int = 0,
+        max_gib: float = 2.0, rules=None) -> dict:
+    """Time every rule at every M; return the results dictionary written to JSON."""
+    rules = sorted(agg.POOLS) if rules is None else list(rules)
+    rows: dict[str, dict[str, float | str]] = {r: {} for r in rules}
+    for M in ms:
+        base = time_rule("poe", M, B, D, repeats, seed)
+        for rule in rules:
+            if rule in MIXTURE_RULES and mixture_gib(M, B, D) > max_gib:
+                rows[rule][str(M)] = f"skipped: about {mixture_gib(M, B, D):.1f} GiB for 2^M - 1 subsets"
+                continue
+            t = base if rule == "poe" else time_rule(rule, M, B, D, repeats, seed)
+            rows[rule][str(M)] = t
+            print(f"M={M:2d} {rule:12s} {1e3 * t:9.2f} ms  x{t / base:6.2f} PoE", flush=True)
+        rows.setdefault("_poe_seconds", {})[str(M)] = base
+    ratios = {r: {m: (v / rows["_poe_seconds"][m] if isinstance(v, float) else v) for m, v in rows[r].items()}
+              for r in rules}
+    growth = {}
+    for r in rules:
+        pts = [(int(m), v) for m, v in rows[r].items() if isinstance(v, float)]
+        if len(pts) >= 2:
+            x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+            growth[r] = float(np.polyfit(x, y, 1)[0])
+    return {
+        "item": "bench-aggregators",
+        "description": "forward+backward seconds per call of each pooling rule and ratio to PoE in the same run",
+        "B": B, "D": D, "M": list(ms), "repeats": repeats,
+        "seconds": {r: rows[r] for r in rules},
+        "ratio_to_poe": ratios,
+        "growth_exponent_in_M": growth,
+        "threads": torch.get_num_threads(),
+        "provenance": provenance(seed=seed, scale="bench"),
+    }
+
+
+def main(argv=None) -> None:
+    """Command line: ``python -m poolvae.bench [--B 256] [--D 512] [--M 2 3 5 8 12] [--out PATH]``."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--B", type=int, default=256)
+    p.add_argument("--D", type=int, default=512)
+    p.add_argument("--M", type=int, nargs="+", default=[2, 3, 5, 8, 12])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-gib", type=float, default=2.0)
+    p.add_argument("--rules", nargs="+", default=None, choices=sorted(agg.POOLS))
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "bench" / "aggregators.json")
+    a = p.parse_args(argv)
+    res = run(a.M, a.B, a.D, a.repeats, a.seed, a.max_gib, a.rules)
+    write_json(a.out, res)
+    print("growth exponent in M:", {k: round(v, 2) for k, v in res["growth_exponent_in_M"].items()})
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
