@@ -1,0 +1,321 @@
+"""One multimodal VAE for every method: the methods differ only in their pooling rule and objective.
+
+:class:`MultimodalVAE` holds one encoder and one decoder per modality. A method (:data:`METHODS`) is
+a pooling rule from :mod:`poolvae.aggregators` plus one of five objectives:
+
+* ``elbo`` - one Gaussian joint posterior, one reparameterised sample, closed-form KL (HELVAE, WB-VAE;
+  no sub-sampling: every observed modality enters every term);
+* ``mvae`` - the PoE with a prior expert, plus one ELBO per observed modality alone (Wu & Goodman, 2018);
+* ``mixture`` - a mixture over subsets; z drawn from the mixture (one subset per data point, the
+  sub-sampling of MoPoE), KL bounded by ``sum_k w_k KL(q_k || p)`` as in Sutter et al. (2021)
+  (MoPoE, MWB-VAE, MoHELVAE);
+* ``subsets`` - every subset's ELBO, weighted by learned subset weights (CoDEVAE: all subsets are
+  trained in each step, O(2^M) decodes);
+* ``iwae`` - MMVAE's stratified importance-weighted bound with K samples per component and the DReG
+  gradient estimator (Shi et al., 2019), optionally with private latents and auxiliary priors (MMVAE+,
+  Palumbo et al., 2023).
+
+Where a paper leaves a detail open the choice is written in :class:`MethodSpec` docstrings and here:
+MMVAE and MMVAE+ use Laplace posteriors and priors parameterised so that ``logvar`` is still the log
+variance (scale = exp(logvar / 2) / sqrt(2)); the auxiliary prior of MMVAE+ defaults to the prior's
+family with standard deviation ``aux_std`` (1.0, configurable).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from . import aggregators as agg
+from .distributions import DiagGaussian, GaussianMixture, diag_gaussian_log_prob
+from .divergences import kl_standard_normal
+from .likelihoods import log_likelihood
+
+
+@dataclass(frozen=True)
+class Modality:
+    """A modality as the model sees it: its name, likelihood and ELBO weight."""
+
+    name: str
+    likelihood: str  # "laplace" | "bernoulli" | "categorical"
+    weight: float = 1.0  # likelihood weight by relative dimensionality (dominant modality: 1.0)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method = pooling rule + objective (+ options), with the paper it comes from."""
+
+    name: str
+    pool: str  # key of poolvae.aggregators.POOLS
+    objective: str  # "elbo" | "mvae" | "mixture" | "subsets" | "iwae"
+    citation: str
+    prior_expert: bool = False  # PoE includes N(0, I) as an expert (MVAE)
+    learn_pool_weights: bool = False  # softmax-parameterised pooling weights (HELVAE, learned)
+    learn_subset_weights: bool = False  # softmax-parameterised subset weights (CoDEVAE)
+    private: bool = False  # modality-specific latents with auxiliary priors (MMVAE+)
+    latent_family: str = "gaussian"  # "gaussian" | "laplace" (MMVAE, MMVAE+)
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in (
+        MethodSpec("mvae", "poe", "mvae", "Wu & Goodman (2018)", prior_expert=True),
+        MethodSpec("mmvae", "moe", "iwae", "Shi et al. (2019)", latent_family="laplace"),
+        MethodSpec("mopoe", "mopoe", "mixture", "Sutter et al. (2021)"),
+        MethodSpec("mmvaeplus", "moe", "iwae", "Palumbo et al. (2023)", private=True, latent_family="laplace"),
+        MethodSpec("codevae", "mocode", "subsets", "Mancisidor et al. (2025)", learn_subset_weights=True),
+        MethodSpec("wbvae", "wb", "elbo", "Qiu et al. (2025)"),
+        MethodSpec("mwbvae", "mwb", "mixture", "Qiu et al. (2025)"),
+        MethodSpec("helvae", "hellinger", "elbo", "Vo & Valera (HELVAE)"),
+        MethodSpec("helvae-learned", "hellinger", "elbo", "Vo & Valera (HELVAE, Table 7)", learn_pool_weights=True),
+        MethodSpec("mohelvae", "mohel", "mixture", "Vo & Valera (MoHELVAE)"),
+    )
+}
+
+
+def get_method(name: str) -> MethodSpec:
+    """Look a method up by name; an unknown name lists the valid ones."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def _scale(logvar: Tensor, family: str) -> Tensor:
+    """Scale parameter with variance exp(logvar): std for a Gaussian, std / sqrt(2) for a Laplace."""
+    s = torch.exp(0.5 * logvar)
+    return s / math.sqrt(2.0) if family == "laplace" else s
+
+
+def latent_log_prob(z: Tensor, mu: Tensor, logvar: Tensor, family: str) -> Tensor:
+    """Log density of a factorised Gaussian or Laplace latent, summed over the last dim."""
+    if family == "gaussian":
+        return diag_gaussian_log_prob(z, mu, logvar)
+    b = _scale(logvar, "laplace")
+    return (-torch.log(2.0 * b) - (z - mu).abs() / b).sum(-1)
+
+
+def latent_rsample(mu: Tensor, logvar: Tensor, family: str, shape=()) -> Tensor:
+    """Reparameterised samples (*shape, *mu.shape) of a Gaussian or Laplace latent."""
+    if family == "gaussian":
+        eps = torch.randn(*shape, *mu.shape, dtype=mu.dtype, device=mu.device)
+    else:  # Laplace by inverse CDF of a uniform on (-1/2, 1/2)
+        u = torch.rand(*shape, *mu.shape, dtype=mu.dtype, device=mu.device) - 0.5
+        u = u.clamp(-0.5 + 1e-7, 0.5 - 1e-7)
+        eps = -torch.sign(u) * torch.log1p(-2.0 * u.abs())
+    return mu + eps * _scale(logvar, family)
+
+
+class MultimodalVAE(nn.Module):
+    """A multimodal VAE with per-modality encoders/decoders and a method's pooling rule and objective.
+
+    Args:
+        encoders: one module per modality, x (B, *shape) -> (mu, logvar) of width D + D_private.
+        decoders: one module per modality, z (..., B, D + D_private) -> likelihood parameters.
+        modalities: likelihood name and weight per modality.
+        method: a key of :data:`METHODS`.
+        latent_dim: D, the shared latent size.
+        private_dim: size of each modality-specific latent (MMVAE+ only; 0 otherwise).
+        beta: weight of the KL term (beta-VAE).
+        K: importance samples per mixture component (``iwae`` objective).
+        dreg: use the DReG estimator in the ``iwae`` objective (else plain IWAE).
+        rho: CoDE correlation between experts.
+        aux_std: standard deviation of MMVAE+'s auxiliary prior on private latents.
+    """
+
+    def __init__(self, encoders, decoders, modalities: list[Modality], method: str, latent_dim: int,
+                 private_dim: int = 0, beta: float = 1.0, K: int = 1, dreg: bool = True, rho: float = 0.5,
+                 aux_std: float = 1.0):
+        super().__init__()
+        self.spec = get_method(method)
+        if len(encoders) != len(modalities) or len(decoders) != len(modalities):
+            raise ValueError("need one encoder and one decoder per modality")
+        if self.spec.private and private_dim <= 0:
+            raise ValueError(f"{method} needs modality-specific latents: set private_dim > 0")
+        if not self.spec.private and private_dim:
+            raise ValueError(f"{method} has no modality-specific latents: set private_dim = 0")
+        self.encoders, self.decoders = nn.ModuleList(encoders), nn.ModuleList(decoders)
+        self.modalities = list(modalities)
+        self.M, self.D, self.Dp = len(modalities), latent_dim, private_dim
+        self.beta, self.K, self.dreg, self.rho, self.aux_std = beta, K, dreg, rho, aux_std
+        self.pool = agg.get_pool(self.spec.pool)
+        self.pool_logits = nn.Parameter(torch.zeros(self.M)) if self.spec.learn_pool_weights else None
+        n_sub = 2**self.M - 1
+        self.subset_logits = nn.Parameter(torch.zeros(n_sub)) if self.spec.learn_subset_weights else None
+
+    # ------------------------------------------------------------------ encoding and pooling
+    def encode(self, xs: list[Tensor]) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Experts of every modality: shared (mu, logvar) (M, B, D) and private ones (M, B, Dp) or None."""
+        outs = [enc(x) for enc, x in zip(self.encoders, xs, strict=True)]
+        mu = torch.stack([o[0] for o in outs])
+        # log-variances are clamped to [-30, 30], the range the pooling rules are tested on
+        logvar = torch.stack([o[1] for o in outs]).clamp(-30.0, 30.0)
+        if self.Dp:
+            return mu[..., : self.D], logvar[..., : self.D], mu[..., self.D :], logvar[..., self.D :]
+        return mu, logvar, None, None
+
+    def pooling_weights(self) -> Tensor | None:
+        """Learned pooling weights (M,) as a softmax of logits, or None for uniform."""
+        return None if self.pool_logits is None else torch.softmax(self.pool_logits, 0)
+
+    def posterior(self, mu: Tensor, logvar: Tensor, mask: Tensor) -> DiagGaussian | GaussianMixture:
+        """The method's joint posterior of the shared latent from experts (M, B, D) and mask (M, B)."""
+        name = self.spec.pool
+        if name == "poe":
+            return agg.poe(mu, logvar, mask, prior_expert=self.spec.prior_expert)
+        if name == "hellinger":
+            return agg.hellinger(mu, logvar, mask, weights=self.pooling_weights())
+        if name == "mocode":
+            w = None if self.subset_logits is None else torch.softmax(self.subset_logits, 0)
+            return agg.mocode(mu, logvar, mask, subset_weights=w, rho=self.rho)
+        if name == "mopoe":
+            return agg.mopoe(mu, logvar, mask)
+        return self.pool(mu, logvar, mask)
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, z: Tensor, private: list[Tensor] | None = None) -> list[Tensor]:
+        """Likelihood parameters of every modality from z (..., B, D) (and private latents per modality)."""
+        if self.Dp:
+            if private is None:
+                private = [self.aux_std * torch.randn(*z.shape[:-1], self.Dp, device=z.device) for _ in range(self.M)]
+            return [dec(torch.cat([z, w], -1)) for dec, w in zip(self.decoders, private, strict=True)]
+        return [dec(z) for dec in self.decoders]
+
+    def reconstruction(self, xs: list[Tensor], outs: list[Tensor], mask: Tensor,
+                       only: int | None = None) -> Tensor:
+        """Weighted ``sum_m w_m log p(x_m | z)`` over observed modalities; shape (..., B)."""
+        total = 0.0
+        for m, (mod, x, out) in enumerate(zip(self.modalities, xs, outs, strict=True)):
+            if only is not None and m != only:
+                continue
+            total = total + mod.weight * log_likelihood(mod.likelihood, x, out) * mask[m].to(out.dtype)
+        return total
+
+    # ------------------------------------------------------------------ objectives
+    def forward(self, xs: list[Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
+        """Loss (negative objective, mean over the batch) and its parts for logging."""
+        B = xs[0].shape[0]
+        mask = torch.ones(self.M, B, dtype=torch.bool, device=xs[0].device) if mask is None else mask
+        mu, logvar, pmu, plogvar = self.encode(xs)
+        objective = getattr(self, f"_objective_{self.spec.objective}")
+        return objective(xs, mask, mu, logvar, pmu, plogvar)
+
+    def _gaussian_elbo(self, q: DiagGaussian, xs, mask, only: int | None = None):
+        z = q.rsample()
+        rec = self.reconstruction(xs, self.decode(z), mask, only)
+        kl = kl_standard_normal(q.mu, q.logvar)
+        return rec, kl
+
+    def _objective_elbo(self, xs, mask, mu, logvar, *_):
+        rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask)
+        return self._pack(rec, kl)
+
+    def _objective_mvae(self, xs, mask, mu, logvar, *_):
+        rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask)
+        total = rec - self.beta * kl
+        for m in range(self.M):  # unimodal ELBOs: modality m alone, reconstructing itself
+            sub = torch.zeros_like(mask)
+            sub[m] = mask[m]
+            r_m, k_m = self._gaussian_elbo(agg.poe(mu, logvar, sub, prior_expert=True), xs, mask, only=m)
+            total = total + (r_m - self.beta * k_m) * mask[m].to(r_m.dtype)
+        return self._pack(rec, kl, objective=total)
+
+    def _objective_mixture(self, xs, mask, mu, logvar, *_):
+        q = self.posterior(mu, logvar, mask)
+        z = q.rsample()  # one component per row: MoPoE's sub-sampling
+        rec = self.reconstruction(xs, self.decode(z), mask)
+        kl_k = kl_standard_normal(q.mu, q.logvar)  # (K, B)
+        kl = (q.weights * torch.where(q.weights > 0, kl_k, torch.zeros_like(kl_k))).sum(0)
+        return self._pack(rec, kl)
+
+    def _objective_subsets(self, xs, mask, mu, logvar, *_):
+        q = self.posterior(mu, logvar, mask)
+        z = q.stratified_rsample(1)[:, 0]  # (K, B, D): one draw from every subset's consensus
+        rec_k = self.reconstruction(xs, self.decode(z), mask)  # (K, B)
+        kl_k = kl_standard_normal(q.mu, q.logvar)
+        w = q.weights
+        present = w > 0
+        rec = (w * torch.where(present, rec_k, torch.zeros_like(rec_k))).sum(0)
+        kl = (w * torch.where(present, kl_k, torch.zeros_like(kl_k))).sum(0)
+        return self._pack(rec, kl)
+
+    def _objective_iwae(self, xs, mask, mu, logvar, pmu, plogvar):
+        fam = self.spec.latent_family
+        q = agg.moe(mu, logvar, mask)
+        w_comp = q.weights  # (M, B), zero for unobserved components
+        u = latent_rsample(q.mu, q.logvar, fam, (self.K,)).transpose(0, 1)  # (M, K, B, D)
+        # DReG: the density of z under q is evaluated with parameters cut from the graph
+        q_mu, q_lv = (q.mu.detach(), q.logvar.detach()) if self.dreg else (q.mu, q.logvar)
+        comp_lp = latent_log_prob(u.unsqueeze(2), q_mu[None, None], q_lv[None, None], fam)  # (M, K, M', B)
+        log_q = torch.logsumexp(comp_lp + torch.log(w_comp)[None, None], dim=2)  # (M, K, B)
+        zeros = torch.zeros_like(u)
+        log_prior = latent_log_prob(u, zeros, zeros, fam)
+        private = None
+        log_priv = 0.0
+        if self.Dp:
+            # component m: w_m ~ q(w_m | x_m); every other modality's w_n ~ the auxiliary prior
+            w_m = latent_rsample(pmu, plogvar, fam, (self.K,)).transpose(0, 1)  # (M, K, B, Dp)
+            aux = self.aux_std * torch.randn(self.M, self.K, mu.shape[1], self.Dp, device=u.device)
+            eye = torch.eye(self.M, dtype=torch.bool, device=u.device).view(self.M, self.M, 1, 1, 1)
+            private = [torch.where(eye[:, n], w_m, aux) for n in range(self.M)]  # per decoder n: (M, K, B, Dp)
+            p_mu, p_lv = (pmu.detach(), plogvar.detach()) if self.dreg else (pmu, plogvar)
+            zp = torch.zeros_like(w_m)
+            log_priv = latent_log_prob(w_m, zp, zp, fam) - latent_log_prob(w_m, p_mu.unsqueeze(1), p_lv.unsqueeze(1), fam)
+        rec = self.reconstruction(xs, self.decode(u, private), mask)  # (M, K, B)
+        lw = rec + self.beta * (log_prior - log_q + log_priv)
+        present = (w_comp > 0).unsqueeze(1)
+        lw = torch.where(present, lw, torch.zeros_like(lw))
+        if self.dreg:
+            with torch.no_grad():
+                grad_wt = torch.softmax(lw, dim=1)
+            if u.requires_grad:
+                u.register_hook(lambda g: grad_wt.unsqueeze(-1) * g)
+            if self.Dp and w_m.requires_grad:
+                w_m.register_hook(lambda g: grad_wt.unsqueeze(-1) * g)
+            per_comp = (grad_wt * lw).sum(1)  # surrogate whose gradient is the DReG estimator
+        else:
+            per_comp = torch.logsumexp(lw, dim=1) - math.log(self.K)
+        objective = (w_comp * per_comp).sum(0)
+        with torch.no_grad():  # for logging: the IWAE bound itself and its parts
+            bound = (w_comp * (torch.logsumexp(lw, 1) - math.log(self.K))).sum(0)
+            rec_log = (w_comp * rec.mean(1)).sum(0)
+        return {"loss": -objective.mean(), "objective": bound.mean(), "rec": rec_log.mean(),
+                "kl": ((rec_log - bound) / max(self.beta, 1e-12)).mean()}
+
+    def _pack(self, rec: Tensor, kl: Tensor, objective: Tensor | None = None) -> dict[str, Tensor]:
+        obj = rec - self.beta * kl if objective is None else objective
+        return {"loss": -obj.mean(), "objective": obj.mean().detach(), "rec": rec.mean().detach(),
+                "kl": kl.mean().detach()}
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def sample_prior(self, n: int) -> list[Tensor]:
+        """Unconditional generation: z ~ N(0, I) (or the Laplace prior), decoded for every modality."""
+        z0 = torch.zeros(n, self.D, device=next(self.parameters()).device)
+        z = latent_rsample(z0, z0, self.spec.latent_family)
+        private = None
+        if self.Dp:
+            zp = torch.zeros(n, self.Dp, device=z.device)
+            private = [latent_rsample(zp, zp, self.spec.latent_family) for _ in range(self.M)]
+        return self.decode(z, private)
+
+    @torch.no_grad()
+    def conditional(self, xs: list[Tensor], mask: Tensor) -> list[Tensor]:
+        """Conditional generation of every modality from the observed ones (mask (M, B))."""
+        mu, logvar, pmu, plogvar = self.encode(xs)
+        q = self.posterior(mu, logvar, mask)
+        z = q.rsample() if isinstance(q, DiagGaussian) else q.rsample()
+        if self.spec.latent_family == "laplace" and isinstance(q, GaussianMixture):
+            idx = torch.multinomial(q.weights.T, 1).T  # (1, B)
+            g = idx.unsqueeze(-1).expand(1, *q.mu.shape[1:])
+            z = latent_rsample(torch.gather(q.mu, 0, g)[0], torch.gather(q.logvar, 0, g)[0], "laplace")
+        private = None
+        if self.Dp:  # observed modalities keep their own style; missing ones draw from the prior
+            eps = [latent_rsample(torch.zeros_like(pmu[m]), torch.zeros_like(pmu[m]), self.spec.latent_family)
+                   for m in range(self.M)]
+            private = [torch.where(mask[m].unsqueeze(-1), latent_rsample(pmu[m], plogvar[m], self.spec.latent_family),
+                                   eps[m]) for m in range(self.M)]
+        return self.decode(z, private)
+

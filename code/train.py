@@ -1,0 +1,349 @@
+"""Train one multimodal VAE run: resumable, idempotent, with its config and environment on disk.
+
+    python -m poolvae.train --dataset polymnist-mini --method helvae --beta 2.5 --seed 0 --scale cpu
+
+A run is identified by (scale, dataset, method, beta, seed) and writes
+``results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>/`` with ``config.json``,
+``metrics.json`` (one entry per epoch, then ``finished: true``) and ``environment.json``; its
+checkpoint goes to the git-ignored ``checkpoints/`` folder under the same relative path. A finished
+run is skipped; an interrupted one (Ctrl-C, SIGTERM, a killed job) resumes from its checkpoint and
+ends with the same weights as an uninterrupted run of the same seed: the checkpoint holds the model,
+the optimiser, the random state and the position inside the epoch, and the data order of each epoch
+is drawn from a generator seeded by (seed, epoch). The scale level in the path is an addition to
+DESIGN.md's layout so that runs of different scales can never be mixed up.
+
+Scales: ``ci`` (seconds, tests), ``cpu`` (PolyMNIST-mini in about five minutes on two cores),
+``paper`` (the appendix settings of the papers; GPUs and downloaded data sets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import datasets as ds
+from .artefacts import REPO_ROOT, RESULTS_DIR, provenance, read_json, write_json
+from .models import METHODS, Modality, MultimodalVAE
+from .networks import ARCHITECTURES, make_networks
+
+SCALES = ("ci", "cpu", "paper")
+CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Defaults are the ``cpu`` scale on PolyMNIST-mini."""
+
+    dataset: str = "polymnist-mini"  # key of poolvae.datasets.DATASETS
+    method: str = "helvae"  # key of poolvae.models.METHODS
+    beta: float = 1.0  # weight of the KL term
+    seed: int = 0  # seeds data order, initialisation and sampling
+    scale: str = "cpu"  # ci | cpu | paper
+    arch: str = "conv28"  # encoder/decoder family (poolvae.networks.ARCHITECTURES)
+    width: int = 32  # base channel count of the networks
+    latent_dim: int = 64  # shared latent size D
+    private_dim: int = 0  # modality-specific latent size (MMVAE+)
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 5e-4  # Adam learning rate (HEL B.3)
+    K: int = 1  # importance samples (MMVAE, MMVAE+)
+    dreg: bool = True  # DReG gradient estimator for the importance-weighted objectives
+    rho: float = 0.5  # CoDE correlation
+    train_limit: int = 0  # 0: the whole training split; n: a seeded subset of n rows
+    test_limit: int = 0
+    threads: int = 0  # torch threads; 0 keeps torch's default
+
+
+# Settings per (dataset, scale) and per-method overrides, each citing its source.
+SCALE_DEFAULTS: dict[tuple[str, str], dict] = {
+    ("polymnist-mini", "ci"): dict(latent_dim=16, width=8, epochs=2, batch_size=64, train_limit=256, test_limit=64),
+    ("polymnist-mini", "cpu"): dict(latent_dim=64, width=32, epochs=10, batch_size=128),
+    # HEL appendix B.3: 500 epochs, lr 5e-4, latent 512, batch 256, ResNet networks (Daunhawer et al.)
+    ("polymnist", "paper"): dict(arch="res28", latent_dim=512, width=32, epochs=500, batch_size=256, lr=5e-4),
+}
+METHOD_DEFAULTS: dict[tuple[str, str], dict] = {
+    # HEL B.3: MMVAE and MMVAE+ 150 epochs; MMVAE latent 160; MMVAE+ shared and private latents 32 each
+    ("polymnist", "mmvae"): dict(epochs=150, latent_dim=160),
+    ("polymnist", "mmvaeplus"): dict(epochs=150, latent_dim=32, private_dim=32),
+}
+
+
+def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: str = "cpu",
+                overrides: dict | None = None, **fields) -> TrainConfig:
+    """The config of a run: scale defaults, then method defaults, then explicit fields and overrides.
+
+    Unknown keys and values of the wrong type raise a ValueError that lists the valid keys.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    if dataset not in ds.DATASETS:
+        raise ValueError(f"unknown data set {dataset!r}; valid: {', '.join(ds.DATASETS)}")
+    values: dict = {}
+    base = "polymnist" if dataset.startswith("polymnist") else dataset
+    values.update(SCALE_DEFAULTS.get((dataset, scale), SCALE_DEFAULTS.get((base, scale), {})))
+    if scale == "paper":
+        values.update(METHOD_DEFAULTS.get((base, method), {}))
+    elif METHODS[method].private:  # MMVAE+ needs private latents at every scale
+        values["private_dim"] = max(values.get("latent_dim", 64) // 2, 2)
+        values["latent_dim"] = max(values.get("latent_dim", 64) // 2, 2)
+    values.update(fields)
+    values.update(overrides or {})
+    return _typed(dict(values, dataset=dataset, method=method, scale=scale))
+
+
+def _typed(values: dict) -> TrainConfig:
+    """Build a TrainConfig, converting strings to each field's type; unknown keys are errors."""
+    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(known)}")
+    out = {}
+    for k, v in values.items():
+        typ = type(getattr(TrainConfig(), k))
+        if isinstance(v, str) and typ is not str:
+            if typ is bool:
+                if v.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"config key {k!r} expects a bool (true/false); got {v!r}")
+                v = v.lower() in ("true", "1")
+            else:
+                try:
+                    v = typ(v)
+                except ValueError:
+                    raise ValueError(f"config key {k!r} expects {typ.__name__}; got {v!r}") from None
+        elif typ is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, typ):
+            raise ValueError(f"config key {k!r} expects {typ.__name__}; got {type(v).__name__} {v!r}")
+        out[k] = v
+    cfg = TrainConfig(**out)
+    if cfg.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown arch {cfg.arch!r}; valid: {', '.join(ARCHITECTURES)}")
+    return cfg
+
+
+def run_path(cfg: TrainConfig) -> Path:
+    """Relative path of a run: ``<scale>/<dataset>/<method>/beta=<b>/seed=<s>``."""
+    return Path(cfg.scale, cfg.dataset, cfg.method, f"beta={cfg.beta:g}", f"seed={cfg.seed}")
+
+
+def build_model(cfg: TrainConfig, spec) -> MultimodalVAE:
+    """The model of a run, initialised from ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    weights = ds.likelihood_weights(spec)
+    nets = [make_networks(cfg.arch, cfg.latent_dim, cfg.private_dim, m.shape[0], cfg.width) for m in spec.modalities]
+    mods = [Modality(m.name, m.likelihood, weights[m.name]) for m in spec.modalities]
+    return MultimodalVAE([n[0] for n in nets], [n[1] for n in nets], mods, cfg.method, cfg.latent_dim,
+                         cfg.private_dim, cfg.beta, cfg.K, cfg.dreg, cfg.rho)
+
+
+def load_data(cfg: TrainConfig, split: str):
+    """The data set split of a run, cut to ``train_limit`` / ``test_limit`` rows when set."""
+    limit = cfg.train_limit if split == "train" else cfg.test_limit
+    data = ds.get_dataset(cfg.dataset, split, scale=cfg.scale)
+    if limit and limit < len(data):
+        data = torch.utils.data.Subset(data, range(limit))
+    return data
+
+
+def batches(data, batch_size: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
+    """Yield (step, modalities, labels) for one epoch; the order depends only on (seed, epoch)."""
+    n = len(data)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)) if shuffle \
+        else torch.arange(n)
+    for step in range(start, math.ceil(n / batch_size)):
+        items = [data[int(i)] for i in order[step * batch_size:(step + 1) * batch_size]]
+        mods = [torch.stack([it[0][m] for it in items]) for m in range(len(items[0][0]))]
+        yield step, mods, torch.stack([it[1] for it in items])
+
+
+class NonFiniteLoss(RuntimeError):
+    """Raised when a training loss is NaN or infinite; the last good checkpoint is kept."""
+
+
+class _Interrupt:
+    """Turns SIGINT/SIGTERM into a flag the training loop checks between batches."""
+
+    def __init__(self):
+        self.flag = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not in the main thread: no handler, no flag
+                pass
+        return self
+
+    def _handler(self, signum, frame):
+        self.flag = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _git_revision() -> str:
+    """Current git revision of the repository, or 'unknown' outside a checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write a checkpoint atomically (temporary file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+@torch.no_grad()
+def evaluate_loss(model: MultimodalVAE, data, batch_size: int) -> dict[str, float]:
+    """Mean test objective and its parts (no gradient), over the whole split."""
+    model.eval()
+    sums, n = {}, 0
+    torch.manual_seed(0)
+    for _, mods, _ in batches(data, batch_size, 0, 0, shuffle=False):
+        out = model(mods)
+        b = mods[0].shape[0]
+        for k in ("objective", "rec", "kl"):
+            sums[k] = sums.get(k, 0.0) + float(out[k]) * b
+        n += b
+    model.train()
+    return {f"test_{k}": v / n for k, v in sums.items()}
+
+
+def train(cfg: TrainConfig, results_dir: Path = RESULTS_DIR / "runs", checkpoint_dir: Path = CHECKPOINT_DIR,
+          progress: bool = True, stop_after_steps: int | None = None) -> Path:
+    """Train (or resume, or skip) the run ``cfg``; return its run folder.
+
+    ``stop_after_steps`` simulates an interruption after that many optimiser steps of this call
+    (used by the resume test): a checkpoint is written and :class:`KeyboardInterrupt` raised.
+    """
+    rel = run_path(cfg)
+    run_dir, ckpt = Path(results_dir) / rel, Path(checkpoint_dir) / rel / "last.pt"
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.exists() and read_json(metrics_file).get("finished"):
+        print(f"skip {rel}: finished")
+        return run_dir
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    train_data, test_data = load_data(cfg, "train"), load_data(cfg, "test")
+    spec = ds.get_dataset(cfg.dataset, "test", scale=cfg.scale).spec
+    model = build_model(cfg, spec)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    config = dataclasses.asdict(cfg)
+    epoch, step, history = 0, 0, []
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        if state["config"] != config:
+            raise ValueError(f"checkpoint {ckpt} belongs to another config; delete it to start afresh")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        epoch, step, history = state["epoch"], state["step"], state["history"]
+        print(f"resume {rel} at epoch {epoch} step {step}")
+    else:
+        torch.manual_seed(cfg.seed + 1)
+    write_json(run_dir / "config.json", config)
+    write_json(run_dir / "environment.json", provenance(seed=cfg.seed, scale=cfg.scale, git_revision=_git_revision(),
+                                                          host=socket.gethostname(), threads=torch.get_num_threads()))
+    n_steps = math.ceil(len(train_data) / cfg.batch_size)
+    done_steps = 0
+
+    def checkpoint(e, s, hist):
+        _save_checkpoint(ckpt, {"config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                "rng": torch.get_rng_state(), "epoch": e, "step": s, "history": hist})
+
+    model.train()
+    with _Interrupt() as interrupt:
+        while epoch < cfg.epochs:
+            sums = history[-1]["_partial"] if history and "_partial" in history[-1] else {}
+            if sums:
+                history = history[:-1]
+            t0 = time.perf_counter()
+            bar = tqdm(batches(train_data, cfg.batch_size, cfg.seed, epoch, start=step), total=n_steps, initial=step,
+                       desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+            for step, mods, _ in bar:
+                out = model(mods)
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(
+                        f"{cfg.method}: non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step}; the last "
+                        f"good checkpoint {ckpt} is kept. Lower the learning rate (--set lr=...) or check the data.")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for k in ("objective", "rec", "kl"):
+                    sums[k] = sums.get(k, 0.0) + float(out[k])
+                sums["n"] = sums.get("n", 0) + 1
+                bar.set_postfix(loss=f"{loss.item():.1f}")
+                done_steps += 1
+                if interrupt.flag or (stop_after_steps is not None and done_steps >= stop_after_steps):
+                    checkpoint(epoch, step + 1, history + [{"_partial": sums}])
+                    raise KeyboardInterrupt(f"interrupted {rel} at epoch {epoch} step {step + 1}; "
+                                            f"run the same command again to resume")
+            entry = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / sums["n"] for k in ("objective", "rec", "kl")},
+                     "seconds": time.perf_counter() - t0}
+            entry.update(evaluate_loss(model, test_data, cfg.batch_size))
+            history.append(entry)
+            epoch, step = epoch + 1, 0
+            checkpoint(epoch, 0, history)
+            write_json(metrics_file, {"finished": False, "epochs": history})
+            if progress:
+                print(f"{rel} epoch {epoch}: train objective {entry['train_objective']:.2f}, "
+                      f"test objective {entry['test_objective']:.2f}")
+    write_json(metrics_file, {"finished": True, "epochs": history, "final": history[-1] if history else {}})
+    return run_dir
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["lr=1e-3", "epochs=5"]`` -> dict; a pair without '=' is an error."""
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ValueError(f"override {p!r} is not of the form key=value")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def main(argv=None) -> None:
+    """Command line; see the module docstring."""
+    p = argparse.ArgumentParser(description="Train one multimodal VAE run (resumable).")
+    p.add_argument("--dataset", default="polymnist-mini", help=f"one of: {', '.join(ds.DATASETS)}")
+    p.add_argument("--method", default="helvae", help=f"one of: {', '.join(METHODS)}")
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", default="cpu", choices=SCALES)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    cfg = make_config(a.dataset, a.method, a.scale, parse_overrides(a.set), beta=a.beta, seed=a.seed)
+    try:
+        train(cfg, progress=not a.no_progress)
+    except KeyboardInterrupt as e:
+        print(e)
+        raise SystemExit(130) from None
+    except NonFiniteLoss as e:
+        print(f"error: {e}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
