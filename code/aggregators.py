@@ -26,13 +26,13 @@ import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import Tensor
 
 from .distributions import DiagGaussian, GaussianMixture
-from .divergences import log_bhattacharyya, sqrtm_psd
+from .divergences import sqrtm_psd
 
 _CHECKS = {"finite": True}
 
@@ -118,12 +118,12 @@ def _prepare(
                     "check the encoder outputs (or call poolvae.aggregators.set_checks(False) to skip)"
                 )
     empty = ~mask.any(0)  # (B,)
-    if substitute_prior and bool(empty.any()):
-        mask = mask.clone()
-        mask[0] = mask[0] | empty
     observed = mask.unsqueeze(-1)
     mu = torch.where(observed, mu, torch.zeros_like(mu))
     logvar = torch.where(observed, logvar, torch.zeros_like(logvar))
+    if substitute_prior and bool(empty.any()):
+        mask = mask.clone()
+        mask[0] = mask[0] | empty
     log_lam = _log_weights(rule, weights, mask, dtype)
     return Experts(mu, logvar, mask, log_lam, empty)
 
@@ -184,6 +184,7 @@ def poe(
         if w.shape != (M, B) or (_CHECKS["finite"] and bool((~torch.isfinite(w) | (w < 0)).any())):
             raise ValueError("poe: weights must be finite, non-negative, of shape (M,) or (M, B)")
         log_w = torch.log(w)
+        log_w = torch.where(e.empty.unsqueeze(0), torch.zeros_like(log_w), log_w)  # the prior: exponent 1
     log_w = torch.where(e.mask, log_w, torch.full_like(log_w, -math.inf)).unsqueeze(-1)  # (M, B, 1)
     log_prec = log_w - e.logvar  # (M, B, D)
     mu_e = e.mu
@@ -211,7 +212,7 @@ def moe(mu: Tensor, logvar: Tensor, mask: Tensor | None = None, weights: Tensor 
     return GaussianMixture(e.mu, e.logvar, e.log_lam)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _subset_table(M: int) -> tuple[tuple[int, ...], ...]:
     """All non-empty subsets of range(M), ordered by size, then lexicographically."""
     return tuple(s for k in range(1, M + 1) for s in itertools.combinations(range(M), k))
@@ -222,11 +223,14 @@ def subsets(M: int, device=None) -> Tensor:
 
     Row order: by subset size, then lexicographic, so rows 0..M-1 are the singletons.
     """
-    table = _subset_table(M)
-    out = torch.zeros(len(table), M, dtype=torch.bool, device=device)
-    for k, s in enumerate(table):
-        out[k, list(s)] = True
-    return out
+    return _subset_matrix(M).to(device, copy=True)
+
+
+@cache
+def _subset_matrix(M: int) -> Tensor:
+    """Cached CPU membership matrix behind :func:`subsets`, built from bit masks (no per-row indexing)."""
+    codes = torch.tensor([sum(1 << i for i in s) for s in _subset_table(M)], dtype=torch.int64)
+    return ((codes.unsqueeze(-1) >> torch.arange(M)) & 1).to(torch.bool)
 
 
 def mixture_of_pools(
@@ -261,7 +265,7 @@ def mixture_of_pools(
         raise ValueError(f"{rule}: members must be a (K, M) bool matrix of non-empty subsets")
     # valid[k, b]: every member of subset k is observed in row b
     valid = ~(members.unsqueeze(-1) & ~e.mask.unsqueeze(0)).any(1)  # (K, B)
-    sub_mask = (members.T.unsqueeze(-1) & valid.unsqueeze(0)).reshape(M, K * B)  # (M, K*B)
+    sub_mask = (members.T.unsqueeze(-1) & (valid & ~e.empty).unsqueeze(0)).reshape(M, K * B)  # (M, K*B)
     mu_rep = e.mu.unsqueeze(1).expand(M, K, B, D).reshape(M, K * B, D)
     lv_rep = e.logvar.unsqueeze(1).expand(M, K, B, D).reshape(M, K * B, D)
     pooled = pool(mu_rep, lv_rep, sub_mask, **pool_kwargs)  # invalid subsets give the prior, weight 0

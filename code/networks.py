@@ -83,7 +83,8 @@ class _ResBlock(nn.Module):
         elif mode == "up":
             conv, skip = nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
         else:
-            conv, skip = nn.Conv2d(c_in, c_out, 3, 1, 1), (nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1))
+            conv = nn.Conv2d(c_in, c_out, 3, 1, 1)
+            skip = nn.Identity() if c_in == c_out else nn.Conv2d(c_in, c_out, 1)
         self.path = nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(), conv, nn.BatchNorm2d(c_out), nn.ReLU(),
                                   nn.Conv2d(c_out, c_out, 3, 1, 1))
         self.skip = skip

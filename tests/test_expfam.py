@@ -12,10 +12,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from poolvae import aggregators, expfam
-from poolvae.expfam import EXPONENTIAL, GAMMA, GAUSSIAN, POISSON
 from scipy import integrate
 from scipy.special import gammaln
+
+from poolvae import aggregators, expfam
+from poolvae.expfam import EXPONENTIAL, GAMMA, GAUSSIAN, POISSON
 
 F64 = torch.float64
 QUAD = {"epsabs": 0.0, "epsrel": 1e-12, "limit": 400}
