@@ -183,13 +183,10 @@ class MultimodalVAE(nn.Module):
             return [dec(torch.cat([z, w], -1)) for dec, w in zip(self.decoders, private, strict=True)]
         return [dec(z) for dec in self.decoders]
 
-    def reconstruction(self, xs: list[Tensor], outs: list[Tensor], mask: Tensor,
-                       only: int | None = None) -> Tensor:
+    def reconstruction(self, xs: list[Tensor], outs: list[Tensor], mask: Tensor) -> Tensor:
         """Weighted ``sum_m w_m log p(x_m | z)`` over observed modalities; shape (..., B)."""
         total = 0.0
         for m, (mod, x, out) in enumerate(zip(self.modalities, xs, outs, strict=True)):
-            if only is not None and m != only:
-                continue
             total = total + mod.weight * log_likelihood(mod.likelihood, x, out) * mask[m].to(out.dtype)
         return total
 
@@ -204,7 +201,11 @@ class MultimodalVAE(nn.Module):
 
     def _gaussian_elbo(self, q: DiagGaussian, xs, mask, only: int | None = None):
         z = q.rsample()
-        rec = self.reconstruction(xs, self.decode(z), mask, only)
+        if only is None:
+            rec = self.reconstruction(xs, self.decode(z), mask)
+        else:  # decode just the one modality that this term reconstructs
+            out = self.decoders[only](z)
+            rec = self.modalities[only].weight * log_likelihood(self.modalities[only].likelihood, xs[only], out)
         kl = kl_standard_normal(q.mu, q.logvar)
         return rec, kl
 
