@@ -4,7 +4,7 @@ Images get a Laplace likelihood with a fixed scale (HEL appendix B.3: "Laplace l
 modalities" on PolyMNIST; the MMVAE/MMVAE+ decoders use scale 0.75), text a one-hot categorical over
 the alphabet, and binary images a Bernoulli. Each function sums over the modality's dimensions and
 returns one log-likelihood per batch element, so the ELBO can weight modalities by relative
-dimensionality (:func:`likelihood_weights`).
+dimensionality (:func:`poolvae.datasets.likelihood_weights`).
 """
 
 from __future__ import annotations
@@ -49,9 +49,3 @@ def log_likelihood(kind: str, x: Tensor, out: Tensor) -> Tensor:
     lp = LIKELIHOODS[kind](x, out.reshape(-1, *out.shape[len(lead):]))
     return lp.reshape(lead)
 
-
-def likelihood_weights(dims: list[int]) -> list[float]:
-    """Weights by relative dimensionality: the largest modality gets 1.0, modality m gets
-    ``max_dim / dim_m`` so every modality counts as much as the dominant one (MMVAE, MoPoE; HEL B.3)."""
-    top = max(dims)
-    return [top / d for d in dims]
