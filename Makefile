@@ -26,6 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: setup  ## Run the whole test suite (installs what it needs first)
 	$(PY) -m pytest
+	$(PY) -m pytest --nbval --nbval-sanitize-with book/sanitize.cfg book/
 
 test-fast: setup  ## Run the tests without the slow ones
 	$(PY) -m pytest -m "not slow"
@@ -38,3 +39,62 @@ bench: setup  ## Time every pooling rule (forward+backward) and write results/be
 
 clean-venv:  ## Remove the virtual environment
 	rm -rf $(VENV)
+
+.PHONY: data-mini reproduce-hel-fig8 reproduce-fig8
+
+data-mini: setup  ## Build the offline PolyMNIST-mini into data/polymnist-mini (replacing it; seed SEED)
+	$(PY) -m poolvae.polymnist --build-mini --seed $(SEED)
+
+reproduce-hel-fig8: setup  ## HEL Fig. 8, samples of each data set present -> figures/hel-fig8.{png,pdf}
+	$(PY) -m poolvae.datasets --figure hel-fig8 --seed $(SEED)
+
+reproduce-fig8: reproduce-hel-fig8  ## Same as reproduce-hel-fig8 (no prefix means the HELVAE paper)
+
+.PHONY: figures reproduce-hel-fig1 reproduce-hel-fig2 reproduce-hel-fig7 reproduce-wb-fig2 \
+	reproduce-holder-alpha reproduce-fig1 reproduce-fig2 reproduce-fig7
+
+figures: setup  ## Recompute the exact figures and redraw trained ones from results/
+	$(PY) -m poolvae.figures --seed $(SEED)
+
+reproduce-hel-fig1: setup  ## HEL Fig. 1, PoE/MoE/Hölder-1/2 contours of three 2-D experts (exact, seconds)
+	$(PY) -m poolvae.figures --only hel-fig1 --seed $(SEED)
+
+reproduce-hel-fig2: setup  ## HEL Fig. 2, NLL/BC/sharpness vs number of good experts, 2 bad (exact, seconds)
+	$(PY) -m poolvae.figures --only hel-fig2 --seed $(SEED)
+
+reproduce-hel-fig7: setup  ## HEL Fig. 7, the Fig. 2 study with 0-3 bad experts and WB (exact, seconds)
+	$(PY) -m poolvae.figures --only hel-fig7 --seed $(SEED)
+
+reproduce-wb-fig2: setup  ## WB Fig. 2, PoE/MoE/WB of two 1-D Gaussian experts (exact, seconds)
+	$(PY) -m poolvae.figures --only wb-fig2 --seed $(SEED)
+
+reproduce-holder-alpha: setup  ## Hölder pooling from alpha=0 to 1 on the Fig. 1 experts, with Hellinger (exact)
+	$(PY) -m poolvae.figures --only holder-alpha --seed $(SEED)
+
+reproduce-fig1: reproduce-hel-fig1  ## Same as reproduce-hel-fig1 (no prefix means the HELVAE paper)
+
+reproduce-fig2: reproduce-hel-fig2  ## Same as reproduce-hel-fig2 (no prefix means the HELVAE paper)
+
+reproduce-fig7: reproduce-hel-fig7  ## Same as reproduce-hel-fig7 (no prefix means the HELVAE paper)
+
+.PHONY: book book-notebooks book-screenshot
+
+BOOK_HTML := book/_build/html
+BOOK_SHOT := book/_build/screenshot-04_moment_matching.png
+
+book: setup  ## Build the Jupyter Book offline into book/_build/html (stored outputs; warnings are errors)
+	$(VENV)/bin/jupyter-book build book --warningiserror --nitpick --keep-going
+	@grep -q '_static/mathjax/tex-chtml.js' $(BOOK_HTML)/04_moment_matching.html || \
+		{ echo "book: MathJax is not served from _static/mathjax (offline build broken)"; exit 1; }
+
+book-notebooks: setup  ## Rebuild and re-execute the chapter notebooks from book/src/*.md (commit the result)
+	$(PY) book/make_notebooks.py
+
+book-screenshot: book  ## Headless-Chromium screenshot of chapter 4 -> book/_build/screenshot-04_moment_matching.png
+	@command -v chromium >/dev/null 2>&1 || { echo "book-screenshot: chromium not found; install it with"; \
+		echo "    apt-get install chromium        (Debian/Ubuntu; as root)"; exit 1; }
+	@profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && \
+		chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$$profile" \
+		--window-size=1280,4200 --virtual-time-budget=15000 --screenshot=$(BOOK_SHOT) \
+		"file://$(CURDIR)/$(BOOK_HTML)/04_moment_matching.html" 2>/dev/null
+	@test -s $(BOOK_SHOT) && echo "wrote $(BOOK_SHOT)"
