@@ -98,3 +98,17 @@ book-screenshot: book  ## Headless-Chromium screenshot of chapter 4 -> book/_bui
 		--window-size=1280,4200 --virtual-time-budget=15000 --screenshot=$(BOOK_SHOT) \
 		"file://$(CURDIR)/$(BOOK_HTML)/04_moment_matching.html" 2>/dev/null
 	@test -s $(BOOK_SHOT) && echo "wrote $(BOOK_SHOT)"
+
+.PHONY: train reproduce-hel-table6 reproduce-table6
+DATASET ?= polymnist-mini
+METHOD ?= helvae
+BETA ?= 1.0
+SCALE ?= cpu
+
+train: setup  ## Train one run: make train METHOD=helvae BETA=2.5 SEED=0 SCALE=cpu DATASET=polymnist-mini (resumable)
+	$(PY) -m poolvae.train --dataset $(DATASET) --method $(METHOD) --beta $(BETA) --seed $(SEED) --scale $(SCALE)
+
+reproduce-hel-table6: setup  ## HEL Table 6, seconds per training batch of every method (same networks, batch, machine)
+	$(PY) -m poolvae.timing --scale $(SCALE) --dataset $(DATASET) --seed $(SEED)
+
+reproduce-table6: reproduce-hel-table6  ## Same as reproduce-hel-table6 (no prefix means the HELVAE paper)
