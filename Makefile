@@ -112,3 +112,18 @@ reproduce-hel-table6: setup  ## HEL Table 6, seconds per training batch of every
 	$(PY) -m poolvae.timing --scale $(SCALE) --dataset $(DATASET) --seed $(SEED)
 
 reproduce-table6: reproduce-hel-table6  ## Same as reproduce-hel-table6 (no prefix means the HELVAE paper)
+
+JOBS ?= 1
+EXECUTOR ?= serial
+
+reproduce-list: setup  ## List every reproducible item and how many runs it needs per scale
+	$(PY) -m poolvae.experiments list
+
+reproduce-table%: ## HELVAE paper alias: reproduce-tableN runs reproduce-hel-tableN
+	$(MAKE) reproduce-hel-table$*
+
+reproduce-fig%: ## HELVAE paper alias: reproduce-figN runs reproduce-hel-figN
+	$(MAKE) reproduce-hel-fig$*
+
+reproduce-%: setup  ## Train, evaluate and render a trained item: make reproduce-hel-table8 SCALE=cpu|ci|paper JOBS=n
+	$(PY) -m poolvae.experiments reproduce $* --scale $(SCALE) --jobs $(JOBS) --executor $(EXECUTOR)
