@@ -1,0 +1,175 @@
+"""Static checks of the book (book/): fast, no kernel is started.
+
+The chapters themselves are re-executed and their outputs compared by nbval, the second command of
+`make test` (``pytest --nbval --nbval-sanitize-with book/sanitize.cfg book/``). This file checks what
+nbval does not: that the table of contents and the files agree, that every notebook carries committed
+outputs and is in sync with its source in book/src/, that pages import the library instead of
+re-implementing it, and that every labelled equation is followed by an ``assert``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+
+
+def _toc_files() -> list[str]:
+    """Every file named in book/_toc.yml, root first, in reading order."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("chapters"))
+            walk(e.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def _notebooks() -> list[Path]:
+    return sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+
+
+NOTEBOOKS = _notebooks()
+LOADED = {p.name: nbformat.read(p, as_version=4) for p in NOTEBOOKS}
+
+
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def test_every_toc_entry_exists_and_every_chapter_is_listed():
+    files = _toc_files()
+    missing = [f for f in files if not any((BOOK / f"{f}{ext}").exists() for ext in (".ipynb", ".md"))]
+    assert not missing, f"listed in _toc.yml but not in book/: {missing}"
+    unlisted = [p.stem for p in NOTEBOOKS if p.stem not in files]
+    assert not unlisted, f"chapters not listed in _toc.yml: {unlisted}"
+    assert len(NOTEBOOKS) >= 7
+
+
+def test_config_builds_offline_from_stored_outputs():
+    cfg = yaml.safe_load((BOOK / "_config.yml").read_text())
+    assert cfg["execute"]["execute_notebooks"] in ("off", "cache")
+    assert "sphinx-mathjax-offline" in cfg["sphinx"]["extra_extensions"]
+    assert not re.search(r"https?://", (BOOK / "_config.yml").read_text()), "no URL (CDN) in the config"
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_outputs_committed_and_clean(name):
+    nb = LOADED[name]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, "a chapter without code"
+    counts = [c.execution_count for c in code]
+    assert None not in counts, "every code cell must be executed (outputs committed)"
+    assert counts == list(range(1, len(code) + 1)), "executed top to bottom in one fresh kernel"
+    assert any(c.outputs for c in code)
+    for c in code:
+        for o in c.outputs:
+            assert o.output_type != "error", f"an error output is committed: {o.get('ename')}"
+            assert not (o.output_type == "stream" and o.name == "stderr"), f"stderr output: {o.text[:200]}"
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_imports_the_library(name):
+    source = "\n".join(_code(LOADED[name]))
+    assert re.search(r"^\s*(from poolvae(\.\w+)? import|import poolvae)", source, re.M), "must import poolvae"
+
+
+#: Names of library logic that a page must import, never define (pooling rules, divergences, metrics).
+LIBRARY_NAMES = (
+    r"poe|moe|mopoe|mwb|mohel|mocode|code|hellinger\w*|wb|holder\w*|bures\w*|mixture_of_pools|"
+    r"pool\w*|aggregat\w*|kl_\w*|w2_\w*|\w*bhattacharyya\w*|moment_match\w*|log_prob|"
+    r"pair_terms|pair_components|elbo\w*|nll\w*|coherence\w*|fid\w*"
+)
+DEFINES = re.compile(rf"^\s*(def\s+({LIBRARY_NAMES})\s*\(|({LIBRARY_NAMES})\s*=\s*lambda\b)", re.M)
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_pages_never_define_library_logic(name):
+    for src in _code(LOADED[name]):
+        m = DEFINES.search(src)
+        assert m is None, f"a page defines {m.group(0).strip()!r}; import it from poolvae instead"
+
+
+LABEL = re.compile(r"^\$\$\s*\(([\w-]+)\)\s*$", re.M)
+HEADING = re.compile(r"^#{1,6} ", re.M)
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_every_labelled_equation_is_followed_by_an_assert(name):
+    """Each markdown cell with a labelled equation is followed, within its section, by an assert."""
+    cells = LOADED[name].cells
+    assert any("assert " in s for s in _code(LOADED[name])), "a chapter without a single assert"
+    for k, cell in enumerate(cells):
+        if cell.cell_type != "markdown" or not LABEL.search(cell.source):
+            continue
+        labels = LABEL.findall(cell.source)
+        checked = False
+        for later in cells[k + 1 :]:
+            if later.cell_type == "markdown" and HEADING.search(later.source):
+                break
+            if later.cell_type == "code" and re.search(r"^\s*assert\b", later.source, re.M):
+                checked = True
+                break
+        assert checked, f"equation(s) {labels} are not followed by an assert before the next section"
+
+
+def test_equation_labels_are_unique_and_references_resolve():
+    labels, refs = [], set()
+    for nb in LOADED.values():
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                labels += LABEL.findall(cell.source)
+                refs |= set(re.findall(r"\{eq\}`([\w-]+)`", cell.source))
+    for md in BOOK.glob("*.md"):
+        refs |= set(re.findall(r"\{eq\}`([\w-]+)`", md.read_text()))
+    assert len(labels) == len(set(labels)), "duplicate equation labels"
+    assert refs <= set(labels), f"references to unknown equations: {sorted(refs - set(labels))}"
+
+
+def test_citations_resolve():
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (BOOK / "references.bib").read_text(), re.M))
+    cited = set()
+    texts = [c.source for nb in LOADED.values() for c in nb.cells]
+    texts += [p.read_text() for p in BOOK.glob("*.md")]
+    for text in texts:
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
+            cited |= {k.strip() for k in group.split(",")}
+    assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_notebooks_in_sync_with_sources():
+    spec = importlib.util.spec_from_file_location("make_notebooks", BOOK / "make_notebooks.py")
+    make_notebooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_notebooks)
+    sources = make_notebooks.sources()
+    assert [s.stem for s in sources] == [p.stem for p in NOTEBOOKS], "one source per chapter notebook"
+    problems = [p for p in map(make_notebooks.out_of_sync, sources) if p]
+    assert not problems, f"{problems}; run `make book-notebooks`"
+
+
+def test_sanitizers_never_hide_checked_numbers():
+    """The nbval sanitizers may only touch addresses, timings and progress bars, never plain numbers."""
+    from nbval.plugin import get_sanitize_patterns  # the parser nbval itself uses
+
+    text = (BOOK / "sanitize.cfg").read_text()
+    patterns = get_sanitize_patterns(text)
+    assert len(patterns) == text.count("\nregex: "), "every regex: line needs a replace: line right after it"
+    samples = ["S_ij: [0.268169, 0.003922, 0.169696]", "mean 0.773817 (quadrature 0.773817)",
+               "trace: [0.692, 2.386, 3.206]", "1.5e-05", "D_1/2 = 1.329006", "100 random points",
+               "executed in 6.8 s", "<Figure size 770x210 with 3 Axes>"]
+    for regex, _ in patterns:
+        for s in samples:
+            assert not re.search(regex, s), f"sanitizer {regex!r} would hide part of {s!r}"
