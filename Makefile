@@ -108,6 +108,11 @@ SCALE ?= cpu
 train: setup  ## Train one run: make train METHOD=helvae BETA=2.5 SEED=0 SCALE=cpu DATASET=polymnist-mini (resumable)
 	$(PY) -m poolvae.train --dataset $(DATASET) --method $(METHOD) --beta $(BETA) --seed $(SEED) --scale $(SCALE)
 
+.PHONY: evaluate
+RUN ?=
+evaluate: setup  ## Evaluate a trained run -> its evaluation.json: make evaluate METHOD=helvae BETA=2.5 SEED=0 SCALE=cpu (or RUN=dir)
+	$(PY) -m poolvae.evaluate $(if $(RUN),$(RUN),results/runs/$(SCALE)/$(DATASET)/$(METHOD)/beta=$$(printf '%g' $(BETA))/seed=$(SEED))
+
 reproduce-hel-table6: setup  ## HEL Table 6, seconds per training batch of every method (same networks, batch, machine)
 	$(PY) -m poolvae.timing --scale $(SCALE) --dataset $(DATASET) --seed $(SEED)
 
@@ -127,3 +132,7 @@ reproduce-fig%: ## HELVAE paper alias: reproduce-figN runs reproduce-hel-figN
 
 reproduce-%: setup  ## Train, evaluate and render a trained item: make reproduce-hel-table8 SCALE=cpu|ci|paper JOBS=n
 	$(PY) -m poolvae.experiments reproduce $* --scale $(SCALE) --jobs $(JOBS) --executor $(EXECUTOR)
+
+.PHONY: readme
+readme: setup  ## Regenerate the README's results section from results/ (a test fails when it is out of date)
+	$(PY) -m poolvae.report
