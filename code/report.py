@@ -38,7 +38,7 @@ def _bench_lines(results: Path) -> list[str]:
     for rule, row in b["ratio_to_poe"].items():
         cells = [f"{row[m]:.2f}" if isinstance(row.get(m), (int, float)) else "skipped" for m in ms]
         g = b["growth_exponent_in_M"].get(rule)
-        lines.append(f"| {rule} | " + " | ".join(cells) + f" | {'' if g is None else f'{g:.2f}'} |")
+        lines.append(f"| {rule} | " + " | ".join(cells) + f" | {'—' if g is None else f'{g:.2f}'} |")
     return lines + [""]
 
 
@@ -65,7 +65,8 @@ def section(results: Path = RESULTS_DIR) -> str:
 
     lines = [START, "", "### Exact figures (no training; `make figures`)", ""]
     for item, what in EXACT.items():
-        state = "figures/{0}.png, results/{0}.json".format(item) if (results / f"{item}.json").exists() else "not made yet"
+        made = (results / f"{item}.json").exists()
+        state = f"figures/{item}.png, results/{item}.json" if made else "not made yet"
         lines.append(f"- `{item}`: {what} ({state})")
     lines += ["", "### Trained items (`make reproduce-<id> SCALE=ci|cpu|paper`)", ""]
     for item, exp in EXPERIMENTS.items():

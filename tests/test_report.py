@@ -20,15 +20,15 @@ def test_section_reads_bench_and_table6(tmp_path):
         "methods": {"helvae": {"seconds_per_batch": 0.5, "ratio_to_helvae": 1.0},
                     "mopoe": {"seconds_per_batch": 0.75, "ratio_to_helvae": 1.5}}}))
     text = report.section(tmp_path)
-    assert "| mopoe | 1.50 | skipped | |" in text
+    assert "| mopoe | 1.50 | skipped | — |" in text
     assert "| mopoe | 0.750 | 1.50 |" in text and "1.2% of HELVAE's step" in text
     assert "`hel-table8`: no runs yet" in text
 
 
 def test_update_rewrites_only_between_markers(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.START}\nold\n{report.END}\noutro\n")
+    readme.write_text(f"intro\n{report.START}\nOLD-CONTENT\n{report.END}\noutro\n")
     assert not report.update_readme(readme, tmp_path)
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "OLD-CONTENT" not in text
     assert report.update_readme(readme, tmp_path, check=True)
