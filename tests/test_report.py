@@ -21,7 +21,7 @@ def test_section_reads_bench_and_table6(tmp_path):
                     "mopoe": {"seconds_per_batch": 0.75, "ratio_to_helvae": 1.5}}}))
     text = report.section(tmp_path)
     assert "| mopoe | 1.50 | skipped | — |" in text
-    assert "| mopoe | 0.750 | 1.50 |" in text and "1.2% of HELVAE's step" in text
+    assert "| mopoe | 0.750 | 1.50 |" in text and "1.2% of HELVAE's training step" in text
     assert "`hel-table8`: no runs yet" in text
 
 
