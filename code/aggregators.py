@@ -332,21 +332,24 @@ def _pair_components(e: Experts) -> tuple[Tensor, Tensor, Tensor]:
     with P = M (M - 1) / 2 in :func:`pair_indices` order. With ``a = s_j^2 / (s_i^2 + s_j^2)``
     (a sigmoid of the log-variance gap, so any gap is stable):
     ``mu_ij = mu_j + a (mu_i - mu_j)`` (HEL eq. 14), ``s_ij^2 = 2 a s_i^2`` (HEL eq. 18) and the log
-    Bhattacharyya coefficient of HEL eq. 11 summed over dimensions. The experts are gathered once,
-    stacked, with ``index_select``: one gather forward and one ``index_add`` backward.
+    Bhattacharyya coefficient of HEL eq. 11 summed over dimensions. Pairs are gathered with
+    ``index_select`` (one ``index_add`` backward); no Python loop runs over pairs.
     """
     i, j = pair_indices(e.mu.shape[0], device=e.mu.device)
+    D = e.mu.shape[-1]
     var = torch.exp(e.logvar)
-    stacked = torch.stack([e.mu, e.logvar, var])  # (3, M, B, D)
-    mu_i, lv_i, var_i = stacked.index_select(1, i)  # each (P, B, D)
-    mu_j, lv_j, var_j = stacked.index_select(1, j)
-    var_sum = var_i + var_j
+    mu_i, mu_j = e.mu.index_select(0, i), e.mu.index_select(0, j)  # (P, B, D)
+    var_i, var_j = var.index_select(0, i), var.index_select(0, j)
+    inv_sum = torch.reciprocal(var_i + var_j)  # 1 / (s_i^2 + s_j^2)
     diff = mu_i - mu_j
-    a = var_j / var_sum
+    a = var_j * inv_sum
     mu_ij = torch.addcmul(mu_j, a, diff)
     var_ij = 2.0 * a * var_i
-    # log S_ij = sum_d [ (log 2 + (lv_i + lv_j)/2 - log(v_i + v_j)) / 2 - (mu_i - mu_j)^2 / (4 (v_i + v_j)) ]
-    log_s = (0.5 * (math.log(2.0) + 0.5 * (lv_i + lv_j) - torch.log(var_sum)) - diff.pow(2) / (4.0 * var_sum)).sum(-1)
+    # log S_ij = sum_d [ (log 2 + (lv_i + lv_j)/2 - log(v_i + v_j)) / 2 - (mu_i - mu_j)^2 / (4 (v_i + v_j)) ];
+    # the terms of one expert are summed over d first, on (M, B) instead of (P, B, D)
+    lv_sum = e.logvar.sum(-1)  # (M, B)
+    per_pair = (torch.log(inv_sum) - 0.5 * diff.pow(2) * inv_sum).sum(-1)  # (P, B)
+    log_s = 0.5 * per_pair + 0.25 * (lv_sum[i] + lv_sum[j]) + 0.5 * D * math.log(2.0)
     return mu_ij, var_ij, log_s
 
 

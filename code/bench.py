@@ -101,8 +101,11 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gib", type=float, default=2.0)
     p.add_argument("--rules", nargs="+", default=None, choices=sorted(agg.POOLS))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "bench" / "aggregators.json")
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     res = run(a.M, a.B, a.D, a.repeats, a.seed, a.max_gib, a.rules)
     write_json(a.out, res)
     print("growth exponent in M:", {k: round(v, 2) for k, v in res["growth_exponent_in_M"].items()})
