@@ -1,0 +1,627 @@
+"""Evaluate one trained run: coherence, latent representation, log-likelihood and generative quality.
+
+    python -m poolvae.evaluate results/runs/cpu/polymnist-mini/helvae/beta=2.5/seed=0
+    python -m poolvae.evaluate RUN_DIR --scale paper --K 1000 --n-fid 10000 --inception-weights PATH
+
+Reads the run's ``config.json`` and its checkpoint (``checkpoints/<run path>/last.pt``), evaluates the
+model with the protocol of the two papers (HEL App. B.2, WB App. B) at the sample counts of the
+evaluation scale (:data:`EVAL_DEFAULTS`; ``--set key=value`` overrides any :class:`EvalSettings`
+field), and writes ``RUN_DIR/evaluation.json`` atomically. An evaluation whose settings and
+checkpoint are unchanged is skipped (``--force`` redoes it). The coherence classifiers are trained
+on first use (:mod:`poolvae.classifiers`). ``--checkpoint-dir``, ``--classifier-dir`` and
+``--classifier-results-dir`` move every input and output away from the repository (the tests use this).
+
+Protocol (where the papers leave a choice open, the choice is ours and written here):
+
+* conditional coherence: for every non-empty subset S, generate every modality m outside S from the
+  test data of S with ``model.conditional`` and classify it; a sample is coherent when the class equals
+  the test label (CelebA: average precision of the target classifier's scores per attribute). Decoder
+  outputs are turned into samples by their mean (Laplace and Bernoulli) or arg-max (categorical text),
+  as the original implementations do.
+* unconditional coherence: prior samples are coherent when every modality's classifier predicts the
+  same class (CelebA: per attribute, all modalities agree).
+* latent representation: logistic regression on posterior means (a mixture's mean) of 500 training
+  samples drawn at random (seeded), tested on the test set, per subset (CelebA: per attribute, AP).
+* log-likelihood: ``log p(x_1..x_M)`` of test points by importance sampling with the posterior of
+  each subset as proposal (``ll_subsets="all"``, WB Table 3 / Fig. 3; the joint posterior for
+  ``"joint"``), K samples per data point, the likelihood unweighted
+  (:func:`poolvae.metrics.model_log_likelihood` says why).
+* quality: ``fd_classifier`` (Fréchet distance in the coherence classifiers' features) at every scale
+  with classifiers, and ``fid`` (torch-fidelity's Inception) when ``fid`` is on (the paper scale). Each
+  compares generated images of a modality with as many test images of it; conditional values are
+  per (subset, target) pair, so curves by number of inputs per target (HEL Fig. 5) follow.
+* CUB: colour coherence of caption-to-image generations (:func:`poolvae.metrics.colour_coherence`).
+
+Schema of ``evaluation.json`` (``"schema": "poolvae.evaluate/1"``)::
+
+    schema            "poolvae.evaluate/1"
+    scale             evaluation protocol scale: ci | cpu | paper
+    run               dataset, method, beta, seed, scale (of the run), dir, checkpoint,
+                      checkpoint_sha256 (first 16 hex digits), epochs
+    settings          every EvalSettings field as used
+    modalities        modality names, in model order
+    subsets           subset names ("m0+m2"), in poolvae.aggregators.subsets order
+    samples           actual counts: conditional, unconditional, latent_train, latent_test,
+                      log_likelihood, quality_real, quality_conditional, quality_unconditional
+    classifiers       null, or {checkpoint_dir, results_file, task, test: {modality: {accuracy[, mean_ap]}}}
+    feature_extractors  {fd_classifier: {...}, fid: {...}} for the quality metrics computed
+    metrics
+      coherence       {measure: "accuracy" | "mean_average_precision",
+                       conditional: {per_pair: {subset: {target: v}}, per_subset: {subset: v},
+                                     by_size: {"k": {mean, std, n}}, overall: v
+                                     [, per_pair_per_attribute: {subset: {target: [40 APs]}}]},
+                       unconditional: v | {per_attribute, mean, all_attributes}}
+      latent          {measure, per_subset: {subset: v}, by_size
+                       [, per_subset_per_attribute: {subset: [40 APs]}], classifier}
+      log_likelihood  {per_subset: {subset: mean over data points}, per_subset_sem, by_size,
+                       joint, K, weighted, proposal}
+      fd_classifier / fid
+                      {unconditional: {modality: v}, conditional: {per_pair: {subset: {target: v}},
+                       by_size: {"k": {mean, std, n}}, by_size_per_target: {target: {"k": ...}}, mean}}
+      cub_colour_coherence  {per_colour: {colour: v}, overall, captions: {colour: caption},
+                       images_per_colour}
+    seconds           wall time per section
+    provenance        source hash, library versions, seed, scale
+
+Metric names are fixed: ``fid`` is only ever Inception FID, ``fd_classifier`` only the classifier-
+feature distance; the two are never comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from . import datasets as ds
+from . import metrics as mt
+from .artefacts import REPO_ROOT, provenance, read_json, write_json
+from .classifiers import CLASSIFIER_DIR, CLASSIFIER_RESULTS_DIR, features_and_logits, get_classifiers, task
+from .fid import FeatureExtractor, fid_from_features, frechet_distance_features
+from .models import MultimodalVAE
+from .train import CHECKPOINT_DIR, SCALES, TrainConfig, build_model, load_data, run_path
+
+SCHEMA = "poolvae.evaluate/1"
+SECTIONS = ("coherence", "latent", "log_likelihood", "quality")
+
+
+@dataclass
+class EvalSettings:
+    """Sample counts and options of one evaluation; defaults per scale in :data:`EVAL_DEFAULTS`."""
+
+    seed: int = 0  # every section re-seeds from it, so each is reproducible on its own
+    batch_size: int = 256  # data points per forward pass
+    n_conditional: int = 0  # test points conditioned on (coherence, conditional quality); 0: all
+    n_unconditional: int = 10000  # prior samples (unconditional coherence and quality)
+    n_latent_train: int = 500  # training samples the linear probe is fitted on (HEL B.2, WB App. B)
+    n_latent_test: int = 0  # test points the probe is tested on; 0: all
+    K: int = 1000  # importance samples per data point
+    n_ll: int = 1000  # test points for the log-likelihood (seeded random subset); 0: all
+    ll_chunk: int = 25  # importance samples decoded at once
+    ll_weighted: bool = False  # weight modalities' log-likelihoods as in training (not a likelihood)
+    ll_subsets: str = "all"  # "all": each subset's posterior as proposal; "joint": all modalities only
+    n_fid: int = 10000  # at most this many generated and real images per FD/FID set
+    fid: bool = True  # Inception FID through torch-fidelity (needs the weights file)
+    inception_weights: str = ""  # path to the weights file; "": the torch hub cache
+    n_colour: int = 10  # CUB: images per colour caption (HEL B.2)
+    sections: str = "coherence,latent,log_likelihood,quality"  # comma-separated subset of SECTIONS
+    device: str = "auto"  # auto | cpu | cuda
+
+
+EVAL_DEFAULTS: dict[str, dict] = {
+    # seconds: the tests
+    "ci": dict(batch_size=64, n_conditional=32, n_unconditional=64, n_latent_test=0, K=4, n_ll=8, ll_chunk=4,
+               n_fid=64, fid=False),
+    # PolyMNIST-mini (1,000 test points): about a minute on two cores, plus two for the classifiers once
+    "cpu": dict(batch_size=250, n_conditional=0, n_unconditional=1000, n_latent_test=0, K=50, n_ll=100,
+                ll_chunk=25, n_fid=1000, fid=False),
+    # the papers: 10,000 FID samples, K = 1000 (GPU)
+    "paper": dict(batch_size=256, n_conditional=0, n_unconditional=10000, K=1000, n_ll=1000, ll_chunk=20,
+                  n_fid=10000, fid=True),
+}
+
+
+def make_settings(scale: str, overrides: dict | None = None) -> EvalSettings:
+    """Settings of a scale with ``overrides`` (strings are converted to each field's type; unknown keys
+    and bad values raise ValueError naming the valid keys)."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    values = dict(EVAL_DEFAULTS[scale], **(overrides or {}))
+    fields = {f.name for f in dataclasses.fields(EvalSettings)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"unknown evaluation setting(s) {unknown}; valid keys: {', '.join(sorted(fields))}")
+    out = {}
+    for k, v in values.items():
+        typ = type(getattr(EvalSettings(), k))
+        if isinstance(v, str) and typ is not str:
+            if typ is bool:
+                if v.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"setting {k!r} expects true/false; got {v!r}")
+                v = v.lower() in ("true", "1")
+            else:
+                try:
+                    v = typ(v)
+                except ValueError:
+                    raise ValueError(f"setting {k!r} expects {typ.__name__}; got {v!r}") from None
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise ValueError(f"setting {k!r} expects {typ.__name__}; got {v!r}")
+        out[k] = v
+    s = EvalSettings(**out)
+    bad = sorted(set(s.sections.split(",")) - set(SECTIONS))
+    if bad:
+        raise ValueError(f"unknown section(s) {bad}; valid: {', '.join(SECTIONS)}")
+    if s.ll_subsets not in ("all", "joint"):
+        raise ValueError(f"ll_subsets must be 'all' or 'joint'; got {s.ll_subsets!r}")
+    return s
+
+
+# --------------------------------------------------------------------------------------------------
+# Data and samples
+# --------------------------------------------------------------------------------------------------
+
+
+def sample_rows(total: int, n: int, seed: int, salt: int = 0) -> list[int]:
+    """A seeded random choice of ``n`` of ``total`` rows in increasing order (all rows if n is 0 or >= total)."""
+    if n <= 0 or n >= total:
+        return list(range(total))
+    rng = np.random.default_rng([seed, salt])
+    return sorted(int(i) for i in rng.choice(total, size=n, replace=False))
+
+
+def data_batches(data, rows: list[int], batch_size: int, device: str):
+    """Yield (modalities on ``device``, labels) for ``rows`` of ``data`` in order."""
+    for i in range(0, len(rows), batch_size):
+        items = [data[r] for r in rows[i:i + batch_size]]
+        xs = [torch.stack([it[0][m] for it in items]).to(device) for m in range(len(items[0][0]))]
+        yield xs, torch.stack([it[1] for it in items])
+
+
+def as_sample(likelihood: str, out: Tensor) -> Tensor:
+    """A decoder output as a sample: the mean of a Laplace (location) or Bernoulli (sigmoid of the
+    logits), the one-hot arg-max of categorical text."""
+    if likelihood == "laplace":
+        return out.clamp(0.0, 1.0)
+    if likelihood == "bernoulli":
+        return torch.sigmoid(out)
+    if likelihood == "categorical":
+        return F.one_hot(out.argmax(-1), out.shape[-1]).to(out.dtype)
+    raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+class _Collector:
+    """Per (key, modality): classifier predictions or scores, features (at most ``cap`` rows)."""
+
+    def __init__(self, cap: int):
+        self.cap, self.pred, self.feat, self.inc = cap, {}, {}, {}
+
+    def add(self, key, clf, inception, x: Tensor, kind: str | None):
+        if clf is not None:
+            with torch.no_grad():
+                f, logits = features_and_logits(clf, x)
+            out = logits.argmax(1) if kind == "multiclass" else torch.sigmoid(logits)
+            self.pred.setdefault(key, []).append(out.cpu())
+            have = sum(len(t) for t in self.feat.get(key, []))
+            if have < self.cap:
+                self.feat.setdefault(key, []).append(f[: self.cap - have].double().cpu())
+        if inception is not None:
+            have = sum(len(t) for t in self.inc.get(key, []))
+            if have < self.cap:
+                self.inc.setdefault(key, []).append(inception(x[: self.cap - have]))
+
+    @staticmethod
+    def cat(d, key):
+        return torch.cat(d[key]) if key in d else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def real_features(spec, data, rows, classifiers, inception, settings, device) -> tuple[dict, dict]:
+    """Classifier and Inception features of the real test images of every image modality."""
+    col = _Collector(len(rows))
+    for xs, _ in data_batches(data, rows, settings.batch_size, device):
+        for m, mod in enumerate(spec.modalities):
+            if mod.kind == "image":
+                clf = classifiers.get(mod.name) if classifiers else None
+                col.add(m, clf, inception, xs[m], None if clf is None else "multiclass")
+    return ({m: col.cat(col.feat, m) for m in col.feat}, {m: col.cat(col.inc, m) for m in col.inc})
+
+
+def _quality_summary(pairs: dict, uncond: dict, names) -> dict:
+    """Per-pair, per-size (overall and per target) and mean of conditional FD/FID; unconditional by modality."""
+    per_pair: dict[str, dict[str, float]] = {}
+    for (s, t), v in pairs.items():
+        per_pair.setdefault(mt.subset_name(s, names), {})[names[t]] = v
+    by_size = mt.by_size_pairs(pairs)
+    per_target = {names[t]: c for t, c in mt.by_size_per_target(pairs, len(names)).items() if c}
+    return {"unconditional": {names[m]: v for m, v in uncond.items()},
+            "conditional": {"per_pair": per_pair, "by_size": by_size, "by_size_per_target": per_target,
+                            "mean": float(np.mean(list(pairs.values()))) if pairs else float("nan")}}
+
+
+@torch.no_grad()
+def generation_sections(model: MultimodalVAE, spec, data, labels_kind, classifiers, inception, settings, device,
+                        progress, want_coherence: bool, want_quality: bool) -> tuple[dict, dict, dict]:
+    """Conditional and unconditional generation, judged by the classifiers (coherence) and compared
+    with real images (fd_classifier, fid). Returns (metrics, sample counts, seconds)."""
+    names = list(spec.names)
+    M = len(names)
+    image_mods = [m for m, mod in enumerate(spec.modalities) if mod.kind == "image"]
+    out, counts, seconds = {}, {}, {}
+    clfs = [classifiers[n] for n in names] if classifiers else [None] * M
+    cap = settings.n_fid
+    t0 = time.perf_counter()
+    real_f, real_i = {}, {}
+    if want_quality:
+        rows_real = sample_rows(len(data), cap, settings.seed, salt=3)
+        real_f, real_i = real_features(spec, data, rows_real, classifiers, inception, settings, device)
+        counts["quality_real"] = len(rows_real)
+
+    # ---- conditional: every subset, every modality outside it
+    torch.manual_seed(settings.seed)
+    rows = sample_rows(len(data), settings.n_conditional, settings.seed, salt=1)
+    counts["conditional"] = len(rows)
+    coh_pairs, coh_attr, fd_pairs, fid_pairs = {}, {}, {}, {}
+    subsets = [s for s in mt.subset_list(M) if len(s) < M]
+    for s in tqdm(subsets, desc="conditional generation", disable=not progress, leave=False):
+        col = _Collector(cap)
+        targets = [m for m in range(M) if m not in s]
+        labels = []
+        for xs, y in data_batches(data, rows, settings.batch_size, device):
+            outs = model.conditional(xs, mt.subset_mask(s, M, xs[0].shape[0], device))
+            labels.append(y)
+            for m in targets:
+                x = as_sample(spec.modalities[m].likelihood, outs[m])
+                use_inc = inception if (want_quality and m in image_mods) else None
+                col.add(m, clfs[m], use_inc, x, labels_kind)
+        y = torch.cat(labels)
+        for m in targets:
+            if classifiers and want_coherence:
+                pred = col.cat(col.pred, m)
+                if labels_kind == "multiclass":
+                    coh_pairs[(s, m)] = mt.coherence(pred, y[:, 0])
+                else:
+                    ap = mt.average_precision_per_attribute(pred.numpy(), y.numpy())
+                    coh_pairs[(s, m)] = float(np.nanmean(ap))
+                    coh_attr.setdefault(mt.subset_name(s, names), {})[names[m]] = ap.tolist()
+            if want_quality and m in image_mods:
+                if m in real_f:
+                    fd_pairs[(s, m)] = frechet_distance_features(col.cat(col.feat, m), real_f[m])
+                if m in real_i:
+                    fid_pairs[(s, m)] = fid_from_features(col.cat(col.inc, m), real_i[m])
+                counts["quality_conditional"] = min(cap, len(rows))
+    seconds["conditional"] = time.perf_counter() - t0
+
+    # ---- unconditional: prior samples
+    t0 = time.perf_counter()
+    torch.manual_seed(settings.seed + 1)
+    n = settings.n_unconditional
+    counts["unconditional"] = n
+    col = _Collector(cap)
+    for i in tqdm(range(0, n, settings.batch_size), desc="prior samples", disable=not progress, leave=False):
+        outs = model.sample_prior(min(settings.batch_size, n - i))
+        for m in range(M):
+            x = as_sample(spec.modalities[m].likelihood, outs[m])
+            use_inc = inception if (want_quality and m in image_mods) else None
+            col.add(m, clfs[m], use_inc, x, labels_kind)
+    uncond_fd, uncond_fid = {}, {}
+    if want_quality:
+        counts["quality_unconditional"] = min(cap, n)
+        for m in image_mods:
+            if m in real_f:
+                uncond_fd[m] = frechet_distance_features(col.cat(col.feat, m), real_f[m])
+            if m in real_i:
+                uncond_fid[m] = fid_from_features(col.cat(col.inc, m), real_i[m])
+    seconds["unconditional"] = time.perf_counter() - t0
+
+    if classifiers and want_coherence:
+        preds = np.stack([col.cat(col.pred, m).numpy() for m in range(M)])
+        summary = mt.coherence_summary(coh_pairs, names)
+        if coh_attr:
+            summary["per_pair_per_attribute"] = coh_attr
+        out["coherence"] = {
+            "measure": "accuracy" if labels_kind == "multiclass" else "mean_average_precision",
+            "conditional": summary,
+            "unconditional": mt.unconditional_coherence(preds) if labels_kind == "multiclass"
+            else mt.attribute_agreement(preds > 0.5),
+        }
+    if want_quality and classifiers:
+        out["fd_classifier"] = _quality_summary(fd_pairs, uncond_fd, names)
+    if want_quality and inception is not None:
+        out["fid"] = _quality_summary(fid_pairs, uncond_fid, names)
+    return out, counts, seconds
+
+
+@torch.no_grad()
+def _encode(model: MultimodalVAE, data, rows, settings, device) -> tuple[Tensor, Tensor, Tensor]:
+    """Experts (M, N, D) of the shared latent for ``rows``, and their labels (N, L)."""
+    mus, lvs, ys = [], [], []
+    for xs, y in data_batches(data, rows, settings.batch_size, device):
+        mu, logvar, _, _ = model.encode(xs)
+        mus.append(mu.cpu())
+        lvs.append(logvar.cpu())
+        ys.append(y)
+    return torch.cat(mus, 1), torch.cat(lvs, 1), torch.cat(ys)
+
+
+@torch.no_grad()
+def latent_section(model: MultimodalVAE, spec, train_data, test_data, labels_kind, settings, device, progress):
+    """Linear probe on posterior means, per subset. Returns (metrics, counts)."""
+    names = list(spec.names)
+    M = len(names)
+    rows_tr = sample_rows(len(train_data), settings.n_latent_train, settings.seed, salt=4)
+    rows_te = sample_rows(len(test_data), settings.n_latent_test, settings.seed, salt=5)
+    mu_tr, lv_tr, y_tr = _encode(model, train_data, rows_tr, settings, device)
+    mu_te, lv_te, y_te = _encode(model, test_data, rows_te, settings, device)
+
+    def means(mu, lv, s):
+        out = []
+        for i in range(0, mu.shape[1], settings.batch_size):
+            m_, l_ = mu[:, i:i + settings.batch_size].to(device), lv[:, i:i + settings.batch_size].to(device)
+            q = model.posterior(m_, l_, mt.subset_mask(s, M, m_.shape[1], device))
+            out.append(mt.posterior_mean(q).cpu())
+        return torch.cat(out).numpy()
+
+    values, per_attr = {}, {}
+    for s in tqdm(mt.subset_list(M), desc="latent probe", disable=not progress, leave=False):
+        z_tr, z_te = means(mu_tr, lv_tr, s), means(mu_te, lv_te, s)
+        if labels_kind == "multiclass":
+            values[s] = mt.latent_accuracy(z_tr, y_tr[:, 0].numpy(), z_te, y_te[:, 0].numpy(), settings.seed)
+        else:
+            r = mt.latent_average_precision(z_tr, y_tr.numpy(), z_te, y_te.numpy(), settings.seed)
+            values[s] = r["mean_ap"]
+            per_attr[mt.subset_name(s, names)] = r["per_attribute_ap"]
+    out = {"measure": "accuracy" if labels_kind == "multiclass" else "mean_average_precision",
+           "per_subset": {mt.subset_name(s, names): v for s, v in values.items()},
+           "by_size": mt.by_size(values),
+           "classifier": "sklearn LogisticRegression(solver='lbfgs', max_iter=1000) on posterior means"}
+    if per_attr:
+        out["per_subset_per_attribute"] = per_attr
+    return out, {"latent_train": len(rows_tr), "latent_test": len(rows_te)}
+
+
+@torch.no_grad()
+def log_likelihood_section(model: MultimodalVAE, spec, data, settings, device, progress):
+    """Importance-sampled ``log p(X)`` per subset proposal. Returns (metrics, counts)."""
+    names = list(spec.names)
+    M = len(names)
+    rows = sample_rows(len(data), settings.n_ll, settings.seed, salt=2)
+    subsets = mt.subset_list(M) if settings.ll_subsets == "all" else [tuple(range(M))]
+    means, sems = {}, {}
+    for s in tqdm(subsets, desc="log-likelihood", disable=not progress, leave=False):
+        torch.manual_seed(settings.seed + 2)
+        est = []
+        for xs, _ in data_batches(data, rows, settings.batch_size, device):
+            mask = mt.subset_mask(s, M, xs[0].shape[0], device)
+            est.append(mt.model_log_likelihood(model, xs, mask, settings.K, settings.ll_weighted,
+                                               settings.ll_chunk).cpu())
+        e = torch.cat(est).double()
+        means[s] = float(e.mean())
+        sems[s] = float(e.std() / math.sqrt(len(e))) if len(e) > 1 else float("nan")
+    full = tuple(range(M))
+    return ({"per_subset": {mt.subset_name(s, names): v for s, v in means.items()},
+             "per_subset_sem": {mt.subset_name(s, names): v for s, v in sems.items()},
+             "by_size": mt.by_size(means), "joint": means[full], "K": settings.K,
+             "weighted": settings.ll_weighted,
+             "proposal": "the method's posterior given each subset (joint: all modalities)"},
+            {"log_likelihood": len(rows)})
+
+
+@torch.no_grad()
+def cub_colour_section(model: MultimodalVAE, spec, data, settings, device) -> dict:
+    """CUB colour coherence: ``n_colour`` images per caption "this bird is completely <colour>" (HEL B.2)."""
+    base = data.dataset if isinstance(data, torch.utils.data.Subset) else data
+    vocab, length = base.vocabulary, base.max_length
+    t, i = spec.names.index("text"), spec.names.index("img")
+    torch.manual_seed(settings.seed + 3)
+    per_colour, captions = {}, {}
+    n = settings.n_colour
+    for colour in mt.CUB_COLOURS:
+        word = colour
+        if colour == "gray" and "gray" not in vocab.index and "grey" in vocab.index:
+            word = "grey"  # the captions' spelling
+        captions[colour] = f"this bird is completely {word}"
+        text = vocab.one_hot(captions[colour], length).unsqueeze(0).expand(n, -1, -1).to(device)
+        xs = [torch.zeros(n, *m.shape, device=device) for m in spec.modalities]
+        xs[t] = text
+        mask = mt.subset_mask((t,), len(xs), n, device)
+        img = as_sample(spec.modalities[i].likelihood, model.conditional(xs, mask)[i])
+        per_colour[colour] = float(mt.colour_coherence(img.cpu(), colour).mean())
+    return {"per_colour": per_colour, "overall": float(np.mean(list(per_colour.values()))), "captions": captions,
+            "images_per_colour": n}
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _rel(path: Path) -> str:
+    try:
+        return os.path.relpath(path, REPO_ROOT)
+    except ValueError:  # another drive
+        return str(path)
+
+
+def load_run(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike = CHECKPOINT_DIR,
+             allow_unfinished: bool = False) -> tuple[TrainConfig, Path]:
+    """The run's config and checkpoint path; errors say how to produce what is missing."""
+    run_dir = Path(run_dir)
+    cfg_file = run_dir / "config.json"
+    if not cfg_file.exists():
+        raise FileNotFoundError(f"{cfg_file} does not exist: is {run_dir} a run folder "
+                                f"(results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>)?")
+    cfg = TrainConfig(**read_json(cfg_file))
+    ckpt = Path(checkpoint_dir) / run_path(cfg) / "last.pt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"no checkpoint at {ckpt}; train the run with `python -m poolvae.train "
+                                f"--dataset {cfg.dataset} --method {cfg.method} --beta {cfg.beta:g} --seed {cfg.seed} "
+                                f"--scale {cfg.scale}`, or pass --checkpoint-dir")
+    metrics_file = run_dir / "metrics.json"
+    finished = metrics_file.exists() and read_json(metrics_file).get("finished", False)
+    if not finished and not allow_unfinished:
+        raise RuntimeError(f"run {run_dir} is not finished; finish its training first or pass --allow-unfinished")
+    return cfg, ckpt
+
+
+def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides: dict | None = None,
+                 checkpoint_dir: str | os.PathLike = CHECKPOINT_DIR,
+                 classifier_dir: str | os.PathLike = CLASSIFIER_DIR,
+                 classifier_results_dir: str | os.PathLike = CLASSIFIER_RESULTS_DIR,
+                 progress: bool = True, force: bool = False, allow_unfinished: bool = False) -> Path:
+    """Evaluate the run in ``run_dir`` and write ``run_dir/evaluation.json``; return its path.
+
+    ``scale`` picks the protocol's sample counts (default: the run's scale); the data and the
+    classifiers are always those of the run's scale, since the model was trained on them.
+    """
+    run_dir = Path(run_dir)
+    cfg, ckpt = load_run(run_dir, checkpoint_dir, allow_unfinished)
+    scale = scale or cfg.scale
+    settings = make_settings(scale, overrides)
+    out_file = run_dir / "evaluation.json"
+    digest = _sha256(ckpt)
+    if out_file.exists() and not force:
+        old = read_json(out_file)
+        if old.get("schema") == SCHEMA and old.get("scale") == scale and \
+                old.get("settings") == dataclasses.asdict(settings) and old["run"].get("checkpoint_sha256") == digest:
+            print(f"skip {run_dir}: evaluation.json is up to date (pass --force to redo it)")
+            return out_file
+    device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    state = torch.load(ckpt, map_location=device, weights_only=False)
+    spec = ds.get_dataset(cfg.dataset, "test", scale=cfg.scale).spec
+    model = build_model(cfg, spec)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    test_data, train_data = load_data(cfg, "test"), load_data(cfg, "train")
+    sections = set(settings.sections.split(","))
+    t_start = time.perf_counter()
+    metrics, counts, seconds, extractors = {}, {}, {}, {}
+
+    classifiers, clf_record = None, None
+    if spec.name != "cub" and sections & {"coherence", "quality"}:
+        t0 = time.perf_counter()
+        classifiers, clf_record = get_classifiers(cfg.dataset, cfg.scale, classifier_dir, classifier_results_dir,
+                                                  device=device, progress=progress)
+        seconds["classifiers"] = time.perf_counter() - t0
+    labels_kind = task(spec)
+    inception = None
+    if "quality" in sections and settings.fid:
+        inception = FeatureExtractor(weights_path=settings.inception_weights or None, device=device)
+        extractors["fid"] = inception.describe()
+    if "quality" in sections and classifiers:
+        arch = {k: v["class"] for k, v in clf_record.get("architectures", {}).items()}
+        extractors["fd_classifier"] = {"name": "coherence classifiers", "layer": "last convolutional block, "
+                                       "global average", "architectures": arch,
+                                       "checkpoint_dir": _rel(Path(classifier_dir) / cfg.scale / cfg.dataset)}
+
+    if spec.name == "cub" and "coherence" in sections:
+        t0 = time.perf_counter()
+        metrics["cub_colour_coherence"] = cub_colour_section(model, spec, test_data, settings, device)
+        seconds["cub_colour_coherence"] = time.perf_counter() - t0
+    if sections & {"coherence", "quality"} and (classifiers or inception is not None):
+        gen, c, sec = generation_sections(model, spec, test_data, labels_kind, classifiers, inception, settings,
+                                          device, progress, "coherence" in sections, "quality" in sections)
+        metrics.update(gen)
+        counts.update(c)
+        seconds.update(sec)
+    if "latent" in sections and spec.name != "cub":
+        t0 = time.perf_counter()
+        metrics["latent"], c = latent_section(model, spec, train_data, test_data, labels_kind, settings, device,
+                                              progress)
+        counts.update(c)
+        seconds["latent"] = time.perf_counter() - t0
+    if "log_likelihood" in sections:
+        t0 = time.perf_counter()
+        metrics["log_likelihood"], c = log_likelihood_section(model, spec, test_data, settings, device, progress)
+        counts.update(c)
+        seconds["log_likelihood"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - t_start
+
+    names = list(spec.names)
+    record = {
+        "schema": SCHEMA,
+        "scale": scale,
+        "run": {"dir": _rel(run_dir), "dataset": cfg.dataset, "method": cfg.method, "beta": cfg.beta,
+                "seed": cfg.seed, "scale": cfg.scale, "checkpoint": _rel(ckpt), "checkpoint_sha256": digest,
+                "epochs": state.get("epoch")},
+        "settings": dataclasses.asdict(settings),
+        "modalities": names,
+        "subsets": [mt.subset_name(s, names) for s in mt.subset_list(len(names))],
+        "samples": counts,
+        "classifiers": None if clf_record is None else {
+            "checkpoint_dir": _rel(Path(classifier_dir) / cfg.scale / cfg.dataset),
+            "results_file": _rel(Path(classifier_results_dir) / cfg.scale / f"{cfg.dataset}.json"),
+            "task": clf_record["task"], "test": clf_record["test"]},
+        "feature_extractors": extractors,
+        "metrics": metrics,
+        "seconds": seconds,
+        "provenance": provenance(seed=settings.seed, scale=scale, device=device, threads=torch.get_num_threads()),
+    }
+    write_json(out_file, record)
+    return out_file
+
+
+def main(argv=None) -> None:
+    """Command line; see the module docstring."""
+    from .train import parse_overrides
+
+    p = argparse.ArgumentParser(description="Evaluate a trained run and write RUN_DIR/evaluation.json.")
+    p.add_argument("run_dir", help="results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>")
+    p.add_argument("--scale", choices=SCALES, help="evaluation protocol scale (default: the run's)")
+    p.add_argument("--K", type=int, help="importance samples per data point for the log-likelihood")
+    p.add_argument("--n-fid", type=int, help="images per FD/FID set (sets n_fid and n_unconditional)")
+    p.add_argument("--inception-weights", help="path to the Inception weights for FID (default: torch hub cache)")
+    p.add_argument("--fid", choices=("on", "off"), help="Inception FID on or off (default: on at paper scale)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override EvalSettings fields")
+    p.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR), help="root of the run checkpoints")
+    p.add_argument("--classifier-dir", default=str(CLASSIFIER_DIR), help="root of the classifier checkpoints")
+    p.add_argument("--classifier-results-dir", default=str(CLASSIFIER_RESULTS_DIR),
+                   help="root of the classifier accuracy files")
+    p.add_argument("--force", action="store_true", help="redo an up-to-date evaluation")
+    p.add_argument("--allow-unfinished", action="store_true", help="evaluate the last checkpoint of an unfinished run")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    overrides = parse_overrides(a.set)
+    if a.K is not None:
+        overrides["K"] = a.K
+    if a.n_fid is not None:  # the prior samples are the unconditional FD/FID samples
+        overrides["n_fid"] = overrides["n_unconditional"] = a.n_fid
+    if a.inception_weights:
+        overrides["inception_weights"] = a.inception_weights
+    if a.fid:
+        overrides["fid"] = a.fid == "on"
+    try:
+        out = evaluate_run(a.run_dir, a.scale, overrides, a.checkpoint_dir, a.classifier_dir,
+                           a.classifier_results_dir, progress=not a.no_progress, force=a.force,
+                           allow_unfinished=a.allow_unfinished)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        print(f"error: {e}")
+        raise SystemExit(1) from None
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

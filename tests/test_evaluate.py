@@ -1,0 +1,236 @@
+"""The evaluation pipeline: known answers through stub models, CUB captions, settings, and an end-to-end
+`python -m poolvae.evaluate` on a ci-scale run that writes evaluation.json with the documented keys."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from poolvae import datasets as ds
+from poolvae import evaluate as E
+from poolvae import metrics as mt
+from poolvae import train as T
+
+# --------------------------------------------------------------------------------------------------
+# Known answers through stub models and classifiers
+# --------------------------------------------------------------------------------------------------
+
+
+class BrightnessClassifier(nn.Module):
+    """Reads the digit from an image's mean brightness (label / 10): perfect on the stub data."""
+
+    def features_and_logits(self, x):
+        v = x.mean((1, 2, 3))
+        logits = -((torch.arange(10.0) / 10.0 - v[:, None]) ** 2) * 1e4
+        return torch.stack([v, x.std((1, 2, 3))], 1), logits
+
+
+class StubModel:
+    """Generates every modality as a constant image of the conditioning data's brightness (``copy``)
+    or of brightness 0.3 (``constant``); the prior gives constant 0.3 images."""
+
+    def __init__(self, mode, M=3):
+        self.mode, self.M = mode, M
+
+    def conditional(self, xs, mask):
+        B = xs[0].shape[0]
+        observed = torch.stack([x.mean((1, 2, 3)) for x in xs])  # (M, B)
+        level = (observed * mask).sum(0) / mask.sum(0)
+        if self.mode == "constant":
+            level = torch.full((B,), 0.3)
+        return [level.view(B, 1, 1, 1).expand(B, 3, 28, 28).clone() for _ in range(self.M)]
+
+    def sample_prior(self, n):
+        return [torch.full((n, 3, 28, 28), 0.3) for _ in range(self.M)]
+
+
+def _stub_data(n=60):
+    labels = torch.arange(n) % 10
+    return [(tuple(torch.full((3, 28, 28), float(y) / 10.0) for _ in range(3)), y.view(1)) for y in labels]
+
+
+@pytest.mark.parametrize("mode,expected", [("copy", 1.0), ("constant", 0.1)])
+def test_generation_pipeline_perfect_and_constant(mode, expected):
+    spec = ds.polymnist_spec(num_modalities=3)
+    clfs = {n: BrightnessClassifier() for n in spec.names}
+    settings = E.make_settings("ci", {"n_conditional": 0, "n_unconditional": 20, "batch_size": 16, "n_fid": 60})
+    out, counts, _ = E.generation_sections(StubModel(mode), spec, _stub_data(), "multiclass", clfs, None, settings,
+                                           "cpu", False, True, True)
+    coh = out["coherence"]
+    assert coh["conditional"]["overall"] == pytest.approx(expected)
+    assert set(coh["conditional"]["per_subset"]) == {"m0", "m1", "m2", "m0+m1", "m0+m2", "m1+m2"}
+    assert coh["conditional"]["per_pair"]["m0+m2"] == {"m1": pytest.approx(expected)}
+    assert coh["conditional"]["by_size"]["1"]["mean"] == pytest.approx(expected)
+    assert coh["unconditional"] == 1.0  # every prior sample is the same image for every modality
+    assert counts["conditional"] == 60 and counts["quality_conditional"] == 60
+    fd = out["fd_classifier"]["conditional"]
+    if mode == "copy":  # generated images equal the real ones: distance 0
+        assert fd["mean"] == pytest.approx(0.0, abs=1e-9)
+    else:
+        assert fd["mean"] > 1e-3
+    assert set(fd["by_size_per_target"]["m0"]) == {"1", "2"} and fd["by_size_per_target"]["m0"]["1"]["n"] == 2
+
+
+class AttributeClassifier(nn.Module):
+    """Reads three binary attributes from the three channels' brightness."""
+
+    def features_and_logits(self, x):
+        v = x.mean((2, 3))  # (B, 3)
+        return v, (v - 0.5) * 20.0
+
+
+def test_generation_pipeline_multilabel_gives_average_precision():
+    spec = ds.DatasetSpec("toy", ds.polymnist_spec(num_modalities=2).modalities, ("a", "b", "c"), 2, "test")
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (40, 3), generator=g)
+    data = [(tuple(y.float().view(3, 1, 1).expand(3, 28, 28) * 0.8 + 0.1 for _ in range(2)), y) for y in labels]
+
+    class Copy:
+        def conditional(self, xs, mask):
+            src = xs[int(mask[:, 0].nonzero()[0])]
+            return [src.clone(), src.clone()]
+
+        def sample_prior(self, n):
+            return [torch.full((n, 3, 28, 28), 0.9), torch.full((n, 3, 28, 28), 0.9)]
+
+    clfs = {"m0": AttributeClassifier(), "m1": AttributeClassifier()}
+    settings = E.make_settings("ci", {"n_conditional": 0, "n_unconditional": 10, "batch_size": 16})
+    out, _, _ = E.generation_sections(Copy(), spec, data, "multilabel", clfs, None, settings, "cpu", False, True, False)
+    coh = out["coherence"]
+    assert coh["measure"] == "mean_average_precision" and coh["conditional"]["overall"] == pytest.approx(1.0)
+    assert coh["conditional"]["per_pair_per_attribute"]["m0"]["m1"] == pytest.approx([1.0, 1.0, 1.0])
+    assert coh["unconditional"]["mean"] == 1.0 and coh["unconditional"]["all_attributes"] == 1.0
+
+
+class StubVocabulary:
+    words = ("<unk>", "<pad>", "<eos>", "this", "bird", "is", "completely") + mt.CUB_COLOURS
+
+    @property
+    def index(self):
+        return {w: i for i, w in enumerate(self.words)}
+
+    def one_hot(self, caption, max_length=32):
+        idx = [self.index.get(w, 0) for w in caption.split()] + [2]
+        idx += [1] * (max_length - len(idx))
+        return nn.functional.one_hot(torch.tensor(idx), len(self.words)).float()
+
+
+class ColourModel:
+    """Paints the caption's colour (``faithful``) or always red."""
+
+    RGB = {"white": (1, 1, 1), "yellow": (1, 0.9, 0.1), "red": (0.9, 0.1, 0.1), "blue": (0.1, 0.1, 0.9),
+           "green": (0.1, 0.8, 0.1), "gray": (0.4, 0.4, 0.4), "brown": (0.8, 0.47, 0.0), "black": (0, 0, 0)}
+
+    def __init__(self, faithful):
+        self.faithful = faithful
+
+    def conditional(self, xs, mask):
+        assert mask[1].all() and not mask[0].any()  # text only
+        words = StubVocabulary.words
+        colour = words[int(xs[1][0, 4].argmax())] if self.faithful else "red"  # the fifth word
+        img = torch.tensor(self.RGB[colour]).view(1, 3, 1, 1).expand(xs[1].shape[0], 3, 64, 64)
+        return [img, xs[1]]
+
+
+@pytest.mark.parametrize("faithful,expected", [(True, 1.0), (False, 1.0 / 8.0)])
+def test_cub_colour_section_with_captions(faithful, expected):
+    spec = ds.cub_spec(ds.tx.Vocabulary(StubVocabulary.words), max_length=8)
+    data = type("D", (), {"vocabulary": StubVocabulary(), "max_length": 8})()
+    out = E.cub_colour_section(ColourModel(faithful), spec, data, E.make_settings("ci", {"n_colour": 3}), "cpu")
+    assert out["overall"] == pytest.approx(expected)
+    assert out["captions"]["gray"] == "this bird is completely gray" and out["images_per_colour"] == 3
+
+
+def test_settings_are_typed_and_checked():
+    s = E.make_settings("cpu", {"K": "20", "fid": "false", "ll_subsets": "joint"})
+    assert s.K == 20 and s.fid is False and s.n_conditional == 0 and s.n_fid == 1000
+    assert E.make_settings("paper").fid and E.make_settings("paper").n_fid == 10000
+    with pytest.raises(ValueError, match="valid keys"):
+        E.make_settings("cpu", {"kk": 3})
+    with pytest.raises(ValueError, match="expects int"):
+        E.make_settings("cpu", {"K": "many"})
+    with pytest.raises(ValueError, match="section"):
+        E.make_settings("cpu", {"sections": "coherence,fun"})
+    assert E.sample_rows(10, 0, 0) == list(range(10))
+    rows = E.sample_rows(100, 7, 3)
+    assert rows == sorted(rows) and len(set(rows)) == 7 and rows == E.sample_rows(100, 7, 3)
+
+
+def test_decoder_outputs_become_samples():
+    loc = torch.tensor([-0.1, 0.5, 1.2])
+    assert E.as_sample("laplace", loc).tolist() == [0.0, 0.5, 1.0]
+    assert torch.allclose(E.as_sample("bernoulli", torch.zeros(2)), torch.full((2,), 0.5))
+    text = E.as_sample("categorical", torch.tensor([[[0.1, 2.0, -1.0], [3.0, 0.0, 0.0]]]))
+    assert text.tolist() == [[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]]
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------------------------------
+
+TOP_KEYS = {"schema", "scale", "run", "settings", "modalities", "subsets", "samples", "classifiers",
+            "feature_extractors", "metrics", "seconds", "provenance"}
+
+
+def test_end_to_end_cli_on_a_ci_run(tmp_path):
+    cfg = T.make_config("polymnist-mini", "helvae", "ci", overrides=dict(
+        epochs=1, train_limit=64, test_limit=24, batch_size=32, latent_dim=4, width=4, threads=1))
+    run = T.train(cfg, results_dir=tmp_path / "runs", checkpoint_dir=tmp_path / "ckpt", progress=False)
+    cmd = [sys.executable, "-m", "poolvae.evaluate", str(run), "--K", "3", "--n-fid", "24",
+           "--checkpoint-dir", str(tmp_path / "ckpt"), "--classifier-dir", str(tmp_path / "clf"),
+           "--classifier-results-dir", str(tmp_path / "clf-results"), "--no-progress",
+           "--set", "n_ll=6", "n_conditional=24", "batch_size=24"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    r = json.loads((run / "evaluation.json").read_text())
+    assert set(r) == TOP_KEYS and r["schema"] == E.SCHEMA and r["scale"] == "ci"
+    assert r["run"]["method"] == "helvae" and r["run"]["scale"] == "ci" and len(r["run"]["checkpoint_sha256"]) == 16
+    assert r["modalities"] == [f"m{i}" for i in range(5)] and len(r["subsets"]) == 31 and r["subsets"][5] == "m0+m1"
+    assert r["settings"]["K"] == 3 and r["settings"]["n_fid"] == 24 and r["settings"]["n_unconditional"] == 24
+    assert r["samples"]["conditional"] == 24 and r["samples"]["log_likelihood"] == 6
+    assert set(r["metrics"]) == {"coherence", "latent", "log_likelihood", "fd_classifier"}  # no FID at ci
+    assert set(r["feature_extractors"]) == {"fd_classifier"}
+    coh = r["metrics"]["coherence"]
+    assert len(coh["conditional"]["per_subset"]) == 30 and set(coh["conditional"]["by_size"]) == {"1", "2", "3", "4"}
+    assert 0.0 <= coh["conditional"]["overall"] <= 1.0 and 0.0 <= coh["unconditional"] <= 1.0
+    assert set(coh["conditional"]["per_pair"]["m0+m1+m2"]) == {"m3", "m4"}
+    lat = r["metrics"]["latent"]
+    assert len(lat["per_subset"]) == 31 and lat["by_size"]["5"]["n"] == 1
+    ll = r["metrics"]["log_likelihood"]
+    assert ll["joint"] == ll["per_subset"]["m0+m1+m2+m3+m4"] and np.isfinite(ll["joint"]) and ll["K"] == 3
+    fd = r["metrics"]["fd_classifier"]
+    assert set(fd["unconditional"]) == set(r["modalities"]) and set(fd["conditional"]["by_size_per_target"]) == \
+        set(r["modalities"])
+    assert set(r["classifiers"]["test"]) == set(r["modalities"])
+    assert (tmp_path / "clf" / "ci" / "polymnist-mini" / "m4.pt").exists()
+    assert (tmp_path / "clf-results" / "ci" / "polymnist-mini.json").exists()
+    # unchanged settings and checkpoint: skipped; other settings: redone in process
+    before = (run / "evaluation.json").read_bytes()
+    common = dict(checkpoint_dir=tmp_path / "ckpt", classifier_dir=tmp_path / "clf",
+                  classifier_results_dir=tmp_path / "clf-results", progress=False)
+    same = {"K": 3, "n_fid": 24, "n_unconditional": 24, "n_ll": 6, "n_conditional": 24, "batch_size": 24}
+    E.evaluate_run(run, overrides=same, **common)
+    assert (run / "evaluation.json").read_bytes() == before
+    E.evaluate_run(run, overrides=dict(same, sections="log_likelihood", ll_subsets="joint"), **common)
+    r2 = json.loads((run / "evaluation.json").read_text())
+    assert set(r2["metrics"]) == {"log_likelihood"} and list(r2["metrics"]["log_likelihood"]["per_subset"]) == \
+        ["m0+m1+m2+m3+m4"]
+
+
+def test_missing_checkpoint_and_unfinished_runs_are_clear_errors(tmp_path):
+    cfg = T.make_config("polymnist-mini", "helvae", "ci", overrides=dict(epochs=1, train_limit=32, test_limit=8,
+                                                                          latent_dim=2, width=2, batch_size=32))
+    run = T.train(cfg, results_dir=tmp_path / "runs", checkpoint_dir=tmp_path / "ckpt", progress=False)
+    with pytest.raises(FileNotFoundError, match="python -m poolvae.train"):
+        E.load_run(run, tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        E.load_run(tmp_path, tmp_path / "ckpt")
+    (run / "metrics.json").write_text(json.dumps({"finished": False}))
+    with pytest.raises(RuntimeError, match="not finished"):
+        E.load_run(run, tmp_path / "ckpt")
+    assert E.load_run(run, tmp_path / "ckpt", allow_unfinished=True)[0] == cfg
