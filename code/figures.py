@@ -30,7 +30,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
-from . import synthetic
+from . import synthetic, trained_figures
 from .artefacts import FIGURES_DIR, REPO_ROOT, RESULTS_DIR, provenance, read_json, save_figure, write_json
 from .palette import PAPER_WIDTH, color, label, method_style, paper_style
 
@@ -478,8 +478,12 @@ ITEMS: dict[str, Item] = {
     "wb-fig2": Item("exact", synthetic.wb_fig2, draw_wb_fig2),
     "holder-alpha": Item("exact", synthetic.holder_alpha, draw_holder_alpha),
     "hel-fig8": Item("data", None, None),  # samples of the data sets: `make reproduce-hel-fig8` draws it
-    **{f"hel-fig{n}": _trained() for n in (3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15)},
-    **{f"wb-fig{n}": _trained() for n in ("3", "4", *(f"S{k}" for k in range(5, 13)))},
+    "hel-fig3": _trained(trained_figures.draw_tradeoffs),
+    "hel-fig5": _trained(trained_figures.draw_curves),
+    "hel-fig6": _trained(trained_figures.draw_beta_sweep),
+    "wb-fig3": _trained(trained_figures.draw_curves),
+    **{f"hel-fig{n}": _trained() for n in (4, 9, 10, 11, 12, 13, 14, 15)},
+    **{f"wb-fig{n}": _trained() for n in ("4", *(f"S{k}" for k in range(5, 13)))},
 }
 
 

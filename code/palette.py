@@ -76,6 +76,7 @@ ALIASES: dict[str, str] = {
     "holder_half": "holder",
     "hölder": "holder",
     "helvae": "hellinger",
+    "helvae-learned": "hellinger",  # same colour as HELVAE; only tables show both
     "hel": "hellinger",
     "mohelvae": "mohel",
     "true": "truth",
