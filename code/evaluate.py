@@ -88,6 +88,7 @@ from . import datasets as ds
 from . import metrics as mt
 from .artefacts import REPO_ROOT, provenance, read_json, write_json
 from .classifiers import CLASSIFIER_DIR, CLASSIFIER_RESULTS_DIR, features_and_logits, get_classifiers, task
+from .configs import typed
 from .fid import FeatureExtractor, fid_from_features, frechet_distance_features
 from .models import MultimodalVAE
 from .train import CHECKPOINT_DIR, SCALES, TrainConfig, build_model, load_data, run_path
@@ -138,27 +139,7 @@ def make_settings(scale: str, overrides: dict | None = None) -> EvalSettings:
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     values = dict(EVAL_DEFAULTS[scale], **(overrides or {}))
-    fields = {f.name for f in dataclasses.fields(EvalSettings)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ValueError(f"unknown evaluation setting(s) {unknown}; valid keys: {', '.join(sorted(fields))}")
-    out = {}
-    for k, v in values.items():
-        typ = type(getattr(EvalSettings(), k))
-        if isinstance(v, str) and typ is not str:
-            if typ is bool:
-                if v.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(f"setting {k!r} expects true/false; got {v!r}")
-                v = v.lower() in ("true", "1")
-            else:
-                try:
-                    v = typ(v)
-                except ValueError:
-                    raise ValueError(f"setting {k!r} expects {typ.__name__}; got {v!r}") from None
-        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
-            raise ValueError(f"setting {k!r} expects {typ.__name__}; got {v!r}")
-        out[k] = v
-    s = EvalSettings(**out)
+    s = typed(EvalSettings, values, what="evaluation setting")
     bad = sorted(set(s.sections.split(",")) - set(SECTIONS))
     if bad:
         raise ValueError(f"unknown section(s) {bad}; valid: {', '.join(SECTIONS)}")

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from . import datasets as ds
 from .artefacts import REPO_ROOT, RESULTS_DIR, provenance, read_json, write_json
+from .configs import typed
 from .models import METHODS, Modality, MultimodalVAE
 from .networks import ARCHITECTURES, make_networks
 
@@ -107,29 +108,7 @@ def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: 
 
 def _typed(values: dict) -> TrainConfig:
     """Build a TrainConfig, converting strings to each field's type; unknown keys are errors."""
-    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(known)}")
-    out = {}
-    for k, v in values.items():
-        typ = type(getattr(TrainConfig(), k))
-        if isinstance(v, str) and typ is not str:
-            if typ is bool:
-                if v.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(f"config key {k!r} expects a bool (true/false); got {v!r}")
-                v = v.lower() in ("true", "1")
-            else:
-                try:
-                    v = typ(v)
-                except ValueError:
-                    raise ValueError(f"config key {k!r} expects {typ.__name__}; got {v!r}") from None
-        elif typ is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, typ):
-            raise ValueError(f"config key {k!r} expects {typ.__name__}; got {type(v).__name__} {v!r}")
-        out[k] = v
-    cfg = TrainConfig(**out)
+    cfg = typed(TrainConfig, values)
     if cfg.arch not in ARCHITECTURES:
         raise ValueError(f"unknown arch {cfg.arch!r}; valid: {', '.join(ARCHITECTURES)}")
     return cfg
