@@ -34,6 +34,20 @@ def np_log_normal(z, mu, var):
     """log N(z; mu, var), elementwise."""
     return -0.5 * (np.log(2 * np.pi * var) + (z - mu) ** 2 / var)
 
+def random_2d_experts_on_grid(M, rng, n):
+    """M random diagonal 2-D experts and weights, with their log densities on an n x n product grid
+    wide enough (12 standard deviations) to hold the whole pool: (m, s, lam, (z1, z2), cell, log_q (M, n*n))."""
+    m = rng.uniform(-2, 2, (M, 2))
+    s = np.exp(rng.uniform(-1.0, 0.5, (M, 2)))
+    lam = rng.dirichlet(np.ones(M))
+    axes = [np.linspace((m[:, d] - 12 * s[:, d]).min(), (m[:, d] + 12 * s[:, d]).max(), n) for d in range(2)]
+    z1, z2 = np.meshgrid(*axes, indexing="ij")
+    cell = (axes[0][1] - axes[0][0]) * (axes[1][1] - axes[1][0])
+    log_q = np.stack([np_log_normal(z1, m[j, 0], s[j, 0] ** 2) + np_log_normal(z2, m[j, 1], s[j, 1] ** 2)
+                      for j in range(M)]).reshape(M, -1)
+    return m, s, lam, (z1, z2), cell, log_q
+
+
 
 def np_poe(mu, lv, w=None, prior=False):
     """Product of experts: precisions add (with exponents w), mean is precision-weighted."""
@@ -231,21 +245,7 @@ def test_hellinger_moments_match_quadrature_1d(M, seed):
 @pytest.mark.parametrize("M, seed", [(2, 10), (3, 11), (4, 12)])
 def test_hellinger_moments_match_quadrature_2d(M, seed):
     # diagonal experts on a product grid; the pooled density does not factorise over dimensions
-    rng = np.random.default_rng(seed)
-    m = rng.uniform(-2, 2, (M, 2))
-    s = np.exp(rng.uniform(-1.0, 0.5, (M, 2)))
-    lam = rng.dirichlet(np.ones(M))
-    axes = [
-        np.linspace((m[:, d] - 12 * s[:, d]).min(), (m[:, d] + 12 * s[:, d]).max(), 801) for d in range(2)
-    ]
-    z1, z2 = np.meshgrid(*axes, indexing="ij")
-    cell = (axes[0][1] - axes[0][0]) * (axes[1][1] - axes[1][0])
-    log_q = np.stack(
-        [
-            np_log_normal(z1, m[j, 0], s[j, 0] ** 2) + np_log_normal(z2, m[j, 1], s[j, 1] ** 2)
-            for j in range(M)
-        ]
-    ).reshape(M, -1)
+    m, s, lam, (z1, z2), cell, log_q = random_2d_experts_on_grid(M, np.random.default_rng(seed), 801)
     p = np.exp(hellinger_log_density(log_q, lam))
     p /= p.sum() * cell
     out = A.hellinger(
@@ -328,21 +328,7 @@ def test_holder_half_mixture_pointwise_1d(M, seed):
 
 @pytest.mark.parametrize("M, seed", [(2, 0), (3, 1), (4, 2)])
 def test_holder_half_mixture_pointwise_2d(M, seed):
-    rng = np.random.default_rng(30 + seed)
-    m = rng.uniform(-2, 2, (M, 2))
-    s = np.exp(rng.uniform(-1.0, 0.5, (M, 2)))
-    lam = rng.dirichlet(np.ones(M))
-    axes = [
-        np.linspace((m[:, d] - 12 * s[:, d]).min(), (m[:, d] + 12 * s[:, d]).max(), 601) for d in range(2)
-    ]
-    z1, z2 = np.meshgrid(*axes, indexing="ij")
-    cell = (axes[0][1] - axes[0][0]) * (axes[1][1] - axes[1][0])
-    log_q = np.stack(
-        [
-            np_log_normal(z1, m[j, 0], s[j, 0] ** 2) + np_log_normal(z2, m[j, 1], s[j, 1] ** 2)
-            for j in range(M)
-        ]
-    ).reshape(M, -1)
+    m, s, lam, (z1, z2), cell, log_q = random_2d_experts_on_grid(M, np.random.default_rng(30 + seed), 601)
     log_p = hellinger_log_density(log_q, lam)
     log_p -= logsumexp(log_p) + np.log(cell)
     mix = A.holder_half_mixture(
