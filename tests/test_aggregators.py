@@ -34,6 +34,7 @@ def np_log_normal(z, mu, var):
     """log N(z; mu, var), elementwise."""
     return -0.5 * (np.log(2 * np.pi * var) + (z - mu) ** 2 / var)
 
+
 def random_2d_experts_on_grid(M, rng, n):
     """M random diagonal 2-D experts and weights, with their log densities on an n x n product grid
     wide enough (12 standard deviations) to hold the whole pool: (m, s, lam, (z1, z2), cell, log_q (M, n*n))."""
