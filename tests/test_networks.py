@@ -14,7 +14,7 @@ def test_shapes_with_private_latents_and_sample_dims(arch, private):
     assert mu.shape == logvar.shape == (6, 5 + private)
     out = dec(torch.randn(2, 4, 6, 5 + private))  # (M, K, B, D)
     assert out.shape == (2, 4, 6, 3, 28, 28)
-    assert 0 <= float(out.min()) and float(out.max()) <= 1  # sigmoid location of a Laplace
+    assert 0 <= out.min().item() and out.max().item() <= 1  # sigmoid location of a Laplace
     # folding the sample dims into the batch changes nothing
     flat = dec(torch.randn(3, 5 + private))
     assert flat.shape == (3, 3, 28, 28)
