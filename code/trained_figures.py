@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .palette import color
 from .palette import label as _pool_label
@@ -64,6 +65,7 @@ def draw_curves(data: dict) -> Figure:
                 ax.fill_between(ks, [m - s for m, s in zip(mean, std, strict=True)],
                                 [m + s for m, s in zip(mean, std, strict=True)], color=color(method), alpha=0.15, lw=0)
         ax.set_xlabel("number of input modalities")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(_label(section, data))
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
