@@ -308,7 +308,7 @@ class MultimodalVAE(nn.Module):
         """Conditional generation of every modality from the observed ones (mask (M, B))."""
         mu, logvar, pmu, plogvar = self.encode(xs)
         q = self.posterior(mu, logvar, mask)
-        z = q.rsample() if isinstance(q, DiagGaussian) else q.rsample()
+        z = q.rsample()
         if self.spec.latent_family == "laplace" and isinstance(q, GaussianMixture):
             idx = torch.multinomial(q.weights.T, 1).T  # (1, B)
             g = idx.unsqueeze(-1).expand(1, *q.mu.shape[1:])
