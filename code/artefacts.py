@@ -78,6 +78,14 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(path.read_text())
 
 
+def repo_relative(path: str | os.PathLike) -> str:
+    """``path`` relative to the repository when it lies inside it, else as given (for messages and records)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def source_hash() -> str:
     """SHA-256 (first 16 hex digits) of the package's Python sources, in sorted file order."""
     h = hashlib.sha256()

@@ -86,7 +86,7 @@ from tqdm.auto import tqdm
 
 from . import datasets as ds
 from . import metrics as mt
-from .artefacts import REPO_ROOT, provenance, read_json, write_json
+from .artefacts import provenance, read_json, repo_relative, write_json
 from .classifiers import CLASSIFIER_DIR, CLASSIFIER_RESULTS_DIR, features_and_logits, get_classifiers, task
 from .configs import typed
 from .fid import FeatureExtractor, fid_from_features, frechet_distance_features
@@ -440,13 +440,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _rel(path: Path) -> str:
-    try:
-        return os.path.relpath(path, REPO_ROOT)
-    except ValueError:  # another drive
-        return str(path)
-
-
 def load_run(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike = CHECKPOINT_DIR,
              allow_unfinished: bool = False) -> tuple[TrainConfig, Path]:
     """The run's config and checkpoint path; errors say how to produce what is missing."""
@@ -516,7 +509,7 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
         arch = {k: v["class"] for k, v in clf_record.get("architectures", {}).items()}
         extractors["fd_classifier"] = {"name": "coherence classifiers", "layer": "last convolutional block, "
                                        "global average", "architectures": arch,
-                                       "checkpoint_dir": _rel(Path(classifier_dir) / cfg.scale / cfg.dataset)}
+                                       "checkpoint_dir": repo_relative(Path(classifier_dir) / cfg.scale / cfg.dataset)}
 
     if spec.name == "cub" and "coherence" in sections:
         t0 = time.perf_counter()
@@ -545,16 +538,16 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
     record = {
         "schema": SCHEMA,
         "scale": scale,
-        "run": {"dir": _rel(run_dir), "dataset": cfg.dataset, "method": cfg.method, "beta": cfg.beta,
-                "seed": cfg.seed, "scale": cfg.scale, "checkpoint": _rel(ckpt), "checkpoint_sha256": digest,
+        "run": {"dir": repo_relative(run_dir), "dataset": cfg.dataset, "method": cfg.method, "beta": cfg.beta,
+                "seed": cfg.seed, "scale": cfg.scale, "checkpoint": repo_relative(ckpt), "checkpoint_sha256": digest,
                 "epochs": state.get("epoch")},
         "settings": dataclasses.asdict(settings),
         "modalities": names,
         "subsets": [mt.subset_name(s, names) for s in mt.subset_list(len(names))],
         "samples": counts,
         "classifiers": None if clf_record is None else {
-            "checkpoint_dir": _rel(Path(classifier_dir) / cfg.scale / cfg.dataset),
-            "results_file": _rel(Path(classifier_results_dir) / cfg.scale / f"{cfg.dataset}.json"),
+            "checkpoint_dir": repo_relative(Path(classifier_dir) / cfg.scale / cfg.dataset),
+            "results_file": repo_relative(Path(classifier_results_dir) / cfg.scale / f"{cfg.dataset}.json"),
             "task": clf_record["task"], "test": clf_record["test"]},
         "feature_extractors": extractors,
         "metrics": metrics,

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .aggregators import pair_indices
+from .aggregators import compute_dtype, pair_indices
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -105,15 +105,10 @@ class PairTerms(NamedTuple):
     v: Tensor  # (P, *batch, *event)
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 is kept; everything else (float16, bfloat16, float32, integers) becomes float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _as_float(x) -> Tensor:
     """A tensor in the compute dtype of its input (Python numbers become float32)."""
     t = torch.as_tensor(x)
-    return t.to(_compute_dtype(t.dtype))
+    return t.to(compute_dtype(t.dtype))
 
 
 def _require(family: str, ok: Tensor, what: str) -> None:
@@ -337,7 +332,7 @@ def _check_eta(family: ExpFamily, eta: Tensor, event_dims: int) -> tuple[Tensor,
         )
     if eta.shape[0] < 1:
         raise ValueError(f"{family.name}: need at least one expert (M >= 1); got M = 0")
-    eta = eta.to(_compute_dtype(eta.dtype))
+    eta = eta.to(compute_dtype(eta.dtype))
     finite = torch.isfinite(eta)
     if n_par:
         finite = finite.flatten(eta.ndim - n_par).all(-1)

@@ -31,7 +31,15 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
 from . import synthetic, trained_figures
-from .artefacts import FIGURES_DIR, REPO_ROOT, RESULTS_DIR, provenance, read_json, save_figure, write_json
+from .artefacts import (
+    FIGURES_DIR,
+    RESULTS_DIR,
+    provenance,
+    read_json,
+    repo_relative,
+    save_figure,
+    write_json,
+)
 from .palette import PAPER_WIDTH, color, label, method_style, paper_style
 
 # --------------------------------------------------------------------------------------------------
@@ -487,14 +495,6 @@ ITEMS: dict[str, Item] = {
 }
 
 
-def _shown(path: Path) -> str:
-    """A path relative to the repository when it is inside it, for messages."""
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def run_item(item_id: str, results_dir: Path, figures_dir: Path, seed: int) -> tuple[bool, str]:
     """Compute (exact items), write and draw one item; returns ``(drawn, one-line summary)``."""
     item = ITEMS[item_id]
@@ -504,7 +504,7 @@ def run_item(item_id: str, results_dir: Path, figures_dir: Path, seed: int) -> t
         png = figures_dir / f"{item_id}.png"
         state = "is there" if png.exists() else "not found"
         return False, (f"skipped {item_id}: drawn from the data sets by `make reproduce-{item_id}`, "
-                       f"not from results/ ({_shown(png)} {state})")
+                       f"not from results/ ({repo_relative(png)} {state})")
     if item.kind == "exact":
         data = item.compute()
         # how the numbers were integrated: the study's quadrature rules, or the density grid
@@ -513,16 +513,16 @@ def run_item(item_id: str, results_dir: Path, figures_dir: Path, seed: int) -> t
                                         quadrature=quadrature)
         write_json(path, data)
     elif not path.exists():
-        return False, f"skipped {item_id}: {_shown(path)} not found (run `make reproduce-{item_id}`)"
+        return False, f"skipped {item_id}: {repo_relative(path)} not found (run `make reproduce-{item_id}`)"
     if item.draw is None:
-        return False, f"skipped {item_id}: {_shown(path)} exists but no drawing function is registered yet"
+        return False, f"skipped {item_id}: {repo_relative(path)} exists but no drawing function is registered yet"
     with paper_style():
         fig = item.draw(read_json(path))  # draw what the file holds, rounded as stored
         files = save_figure(fig, item_id, figures_dir)
     took = time.perf_counter() - t0
     what = "computed and drawn" if item.kind == "exact" else "redrawn"
-    return True, (f"{item_id:<13} {item.kind:<8} {what} in {took:4.1f} s -> {_shown(path)}, "
-                  + ", ".join(_shown(f) for f in files))
+    return True, (f"{item_id:<13} {item.kind:<8} {what} in {took:4.1f} s -> {repo_relative(path)}, "
+                  + ", ".join(repo_relative(f) for f in files))
 
 
 def main(argv: list[str] | None = None) -> int:
