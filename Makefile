@@ -121,8 +121,8 @@ reproduce-table6: reproduce-hel-table6  ## Same as reproduce-hel-table6 (no pref
 JOBS ?= 1
 EXECUTOR ?= serial
 
-reproduce-list: setup  ## List every reproducible item and how many runs it needs per scale
-	$(PY) -m poolvae.experiments list
+reproduce-list: setup  ## List every item, its runs per scale and its status at SCALE (runs evaluated, rendered)
+	$(PY) -m poolvae.experiments list --scale $(SCALE)
 
 reproduce-table%: ## HELVAE paper alias: reproduce-tableN runs reproduce-hel-tableN
 	$(MAKE) reproduce-hel-table$*

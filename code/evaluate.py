@@ -6,8 +6,10 @@
 Reads the run's ``config.json`` and its checkpoint (``checkpoints/<run path>/last.pt``), evaluates the
 model with the protocol of the two papers (HEL App. B.2, WB App. B) at the sample counts of the
 evaluation scale (:data:`EVAL_DEFAULTS`; ``--set key=value`` overrides any :class:`EvalSettings`
-field), and writes ``RUN_DIR/evaluation.json`` atomically. An evaluation whose settings and
-checkpoint are unchanged is skipped (``--force`` redoes it). The coherence classifiers are trained
+field), and writes ``RUN_DIR/evaluation.json`` atomically, plus ``RUN_DIR/samples.npz``: a few uint8
+test inputs and generations for the qualitative figures (:func:`write_samples`; PolyMNIST: HEL Figs. 4
+and 9). An evaluation whose settings and checkpoint are unchanged is skipped (``--force`` redoes it;
+a missing or stale ``samples.npz`` is still written). The coherence classifiers are trained
 on first use (:mod:`poolvae.classifiers`). ``--checkpoint-dir``, ``--classifier-dir`` and
 ``--classifier-results-dir`` move every input and output away from the repository (the tests use this).
 
@@ -428,6 +430,74 @@ def cub_colour_section(model: MultimodalVAE, spec, data, settings, device) -> di
 
 
 # --------------------------------------------------------------------------------------------------
+# Sample arrays for the qualitative figures (hel-fig4, hel-fig9)
+# --------------------------------------------------------------------------------------------------
+
+SAMPLES_FILE = "samples.npz"
+#: data set -> (generated modality, conditioning subsets). HEL Fig. 9 conditions the second modality on the
+#: first; first and third; first, third and fourth; and first, third, fourth and fifth; the last is HEL Fig. 4.
+SAMPLE_PLAN: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
+    "polymnist": ("m1", (("m0",), ("m0", "m2"), ("m0", "m2", "m3"), ("m0", "m2", "m3", "m4"))),
+}
+
+
+def _uint8_images(x: Tensor) -> np.ndarray:
+    """(N, C, H, W) samples in [0, 1] -> (N, H, W, C) uint8."""
+    return (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def write_samples(model: MultimodalVAE, spec, data, run_dir: str | os.PathLike, seed: int = 0, n_columns: int = 6,
+                  n_draws: int = 2, device: str = "cpu", record: dict | None = None) -> Path | None:
+    """Write ``run_dir/samples.npz``: a few test examples and the target modality generated from subsets of them.
+
+    Arrays (uint8 images are (..., H, W, C)): ``rows`` (n_columns,) test rows, seeded; ``inputs`` (M, n_columns,
+    H, W, C) every modality of those rows; ``given_<subset>`` (n_draws, n_columns, H, W, C) for each subset of
+    :data:`SAMPLE_PLAN`, each draw a fresh latent sample from the posterior given the subset; ``modalities``,
+    ``target``, ``subsets`` (strings) and ``meta`` (JSON of ``record``: run, seed, checkpoint). Data sets
+    without a plan get no file (returns None). Written atomically; deterministic for a given seed.
+    """
+    import io
+    import json
+
+    from .artefacts import atomic_write_bytes
+
+    base = "polymnist" if spec.name.startswith("polymnist") else spec.name
+    if base not in SAMPLE_PLAN:
+        return None
+    target, plan = SAMPLE_PLAN[base]
+    names = list(spec.names)
+    M = len(names)
+    rows = sample_rows(len(data), n_columns, seed, salt=6)
+    xs, _ = next(data_batches(data, rows, len(rows), device))
+    arrays = {"rows": np.asarray(rows, dtype=np.int64), "inputs": np.stack([_uint8_images(x) for x in xs]),
+              "modalities": np.asarray(names), "target": np.asarray(target),
+              "subsets": np.asarray(["+".join(s) for s in plan])}
+    t = names.index(target)
+    torch.manual_seed(seed + 6)
+    for subset in plan:
+        mask = mt.subset_mask(tuple(names.index(n) for n in subset), M, len(rows), device)
+        draws = [as_sample(spec.modalities[t].likelihood, model.conditional(xs, mask)[t]) for _ in range(n_draws)]
+        arrays[f"given_{'+'.join(subset)}"] = np.stack([_uint8_images(d) for d in draws])
+    arrays["meta"] = np.asarray(json.dumps(dict(record or {}, seed=seed, n_columns=len(rows), n_draws=n_draws),
+                                           sort_keys=True))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(Path(run_dir) / SAMPLES_FILE, buf.getvalue())
+
+
+def samples_up_to_date(run_dir: str | os.PathLike, digest: str) -> bool:
+    """True when ``run_dir/samples.npz`` exists and was drawn from the checkpoint with this sha256 prefix."""
+    import json
+
+    f = Path(run_dir) / SAMPLES_FILE
+    if not f.exists():
+        return False
+    with np.load(f) as z:
+        return json.loads(str(z["meta"])).get("checkpoint_sha256") == digest
+
+
+# --------------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------------
 
@@ -461,6 +531,16 @@ def load_run(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike = CHE
     return cfg, ckpt
 
 
+def _load_model(cfg: TrainConfig, ckpt: Path, device: str) -> tuple[MultimodalVAE, object, dict]:
+    """The run's model with its checkpoint's weights, in eval mode; its data set spec and the checkpoint."""
+    state = torch.load(ckpt, map_location=device, weights_only=False)
+    spec = ds.get_dataset(cfg.dataset, "test", scale=cfg.scale).spec
+    model = build_model(cfg, spec)
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return model, spec, state
+
+
 def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides: dict | None = None,
                  checkpoint_dir: str | os.PathLike = CHECKPOINT_DIR,
                  classifier_dir: str | os.PathLike = CLASSIFIER_DIR,
@@ -477,19 +557,21 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
     settings = make_settings(scale, overrides)
     out_file = run_dir / "evaluation.json"
     digest = _sha256(ckpt)
+    device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    sample_record = {"run": repo_relative(run_dir), "checkpoint_sha256": digest}
     if out_file.exists() and not force:
         old = read_json(out_file)
         if old.get("schema") == SCHEMA and old.get("scale") == scale and \
                 old.get("settings") == dataclasses.asdict(settings) and old["run"].get("checkpoint_sha256") == digest:
+            if not samples_up_to_date(run_dir, digest):  # evaluations made before samples.npz existed
+                model, spec, _ = _load_model(cfg, ckpt, device)
+                write_samples(model, spec, load_data(cfg, "test"), run_dir, settings.seed, device=device,
+                              record=sample_record)
             print(f"skip {run_dir}: evaluation.json is up to date (pass --force to redo it)")
             return out_file
-    device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    state = torch.load(ckpt, map_location=device, weights_only=False)
-    spec = ds.get_dataset(cfg.dataset, "test", scale=cfg.scale).spec
-    model = build_model(cfg, spec)
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
+    model, spec, state = _load_model(cfg, ckpt, device)
     test_data, train_data = load_data(cfg, "test"), load_data(cfg, "train")
+    write_samples(model, spec, test_data, run_dir, settings.seed, device=device, record=sample_record)
     sections = set(settings.sections.split(","))
     t_start = time.perf_counter()
     metrics, counts, seconds, extractors = {}, {}, {}, {}

@@ -16,7 +16,15 @@ runs exist; a missing run is an empty cell, never a guess.
 Runs go through ``concurrent.futures`` (``--executor local``, ``--jobs n``) or submitit's SLURM
 executor (``--executor slurm``, for clusters), so the sweep is the same list of runs everywhere.
 Scale ``cpu`` trains on PolyMNIST-mini, whose numbers are not comparable with the papers' PolyMNIST
-in value; the ranks are what can be compared.
+in value; the ranks are what can be compared. The other data sets (CUB, bimodal CelebA, MNIST-SVHN-Text)
+are used as they are at every scale (``ci`` cuts them to seeded subsets); ``reproduce`` opens them before
+any run trains, so a missing one stops the item with its download instructions.
+
+A table is a list of :class:`Column` s: each reads one number from ``evaluation.json`` and names the
+paper's cells it stands beside. A column ``poolvae.evaluate`` does not compute is printed as "not computed
+here"; one absent from every evaluation found (FID below paper scale) is listed under the table. Tables
+whose models are "each at its best beta" take the betas of HEL Table 5 (``hel-table5`` re-selects them
+by a stated rule). ``hel-fig4`` and ``hel-fig9`` are drawn from each run's ``samples.npz``.
 """
 
 from __future__ import annotations
@@ -65,6 +73,16 @@ METRICS: dict[str, tuple[Callable[[dict], float], bool]] = {
     "quality/unconditional": (lambda ev: _mean_over(ev["metrics"][quality_key(ev)]["unconditional"]), False),
     "log_likelihood/joint": (lambda ev: ev["metrics"]["log_likelihood"]["joint"], True),
     "latent/joint": (lambda ev: ev["metrics"]["latent"]["per_subset"][ev["subsets"][-1]], True),
+    # CUB (HEL B.2): share of caption-to-image generations whose colour matches "this bird is completely <colour>"
+    "colour_coherence": (lambda ev: ev["metrics"]["cub_colour_coherence"]["overall"], True),
+}
+
+# how the papers' metric ids map onto ours, per table
+PAPER_METRIC = {
+    "coherence/conditional": ("coherence", "conditional"),
+    "coherence/unconditional": ("coherence", "unconditional"),
+    "quality/conditional": ("fid", "conditional"),
+    "quality/unconditional": ("fid", "unconditional"),
 }
 
 
@@ -82,9 +100,111 @@ def by_size(ev: dict, section: str) -> dict[int, float]:
     return {int(k): (v["mean"] if isinstance(v, dict) else v) for k, v in node.items()}
 
 
+#: The papers' one-letter modality names -> ours, per data set (WB Tables 1-4, HEL Tables 3-4).
+LETTERS: dict[str, dict[str, str]] = {
+    "mnist-svhn-text": {"M": "mnist", "S": "svhn", "T": "text"},
+    "celeba": {"I": "img", "T": "text"},
+    "cub": {"I": "img", "T": "text"},
+}
+
+
+def subset_key(ev: dict, modalities: tuple[str, ...]) -> str:
+    """The evaluation's name (``"mnist+svhn"``) of the subset holding exactly ``modalities``, in any order."""
+    want = set(modalities)
+    for name in ev["subsets"]:
+        if set(name.split("+")) == want:
+            return name
+    raise KeyError(f"no subset {'+'.join(modalities)} among {ev['subsets']}")
+
+
+def _letters(dataset: str, setting: str) -> tuple[str, ...]:
+    """``"M,S"`` -> ``("mnist", "svhn")`` for the data set's modalities."""
+    return tuple(LETTERS[dataset][k] for k in setting.split(","))
+
+
+def latent_reader(dataset: str, setting: str) -> Callable[[dict], float]:
+    """Linear-probe score of the posterior given the paper's subset ``setting`` (accuracy, or mean AP on CelebA)."""
+    mods = _letters(dataset, setting)
+    return lambda ev: ev["metrics"]["latent"]["per_subset"][subset_key(ev, mods)]
+
+
+def pair_reader(dataset: str, setting: str, target: str) -> Callable[[dict], float]:
+    """Conditional coherence of ``target`` generated from the subset ``setting`` (paper letters)."""
+    mods, tgt = _letters(dataset, setting), LETTERS[dataset][target]
+    return lambda ev: ev["metrics"]["coherence"]["conditional"]["per_pair"][subset_key(ev, mods)][tgt]
+
+
+def quality_pair_reader(dataset: str, setting: str, target: str) -> Callable[[dict], float]:
+    """Conditional FID (or fd_classifier) of ``target`` generated from the subset ``setting``."""
+    mods, tgt = _letters(dataset, setting), LETTERS[dataset][target]
+    return lambda ev: ev["metrics"][quality_key(ev)]["conditional"]["per_pair"][subset_key(ev, mods)][tgt]
+
+
+def log_likelihood_reader(dataset: str, setting: str) -> Callable[[dict], float]:
+    """``log p(X)`` with the posterior of a subset as proposal (``"X|x_M,x_S"``), or the joint one (``"X"``)."""
+    if setting == "X":
+        return lambda ev: ev["metrics"]["log_likelihood"]["joint"]
+    mods = tuple(LETTERS[dataset][k.removeprefix("x_")] for k in setting.split("|", 1)[1].split(","))
+    return lambda ev: ev["metrics"]["log_likelihood"]["per_subset"][subset_key(ev, mods)]
+
+
+def mean_reader(readers: list[Callable[[dict], float]]) -> Callable[[dict], float]:
+    """The mean of other columns' values (the papers' "Avg." columns); missing when any of them is."""
+    return lambda ev: statistics.fmean(r(ev) for r in readers)
+
+
 # --------------------------------------------------------------------------------------------------
-# The registry
+# Columns and the registry
 # --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: how ours is read from evaluation.json and which paper cells it stands beside."""
+
+    key: str  # the column's id within its item (and its header)
+    reader: Callable[[dict], float] | None  # evaluation.json -> value; None: poolvae.evaluate does not compute it
+    higher: bool = True  # higher is better (ranks, Kendall's tau)
+    paper: dict | None = None  # filters of paper_numbers.cells (metric, setting, target); None: no paper value
+    digits: int | None = None  # decimals shown; None: 2 for quality columns, 3 otherwise
+
+    @property
+    def ndigits(self) -> int:
+        """Decimals shown in the rendered tables."""
+        return self.digits if self.digits is not None else (2 if "quality" in self.key else 3)
+
+
+def read(column: Column, ev: dict) -> float | None:
+    """The column's value in one evaluation, None where the evaluation does not hold it (or it is not finite)."""
+    if column.reader is None:
+        return None
+    try:
+        v = column.reader(ev)
+    except (KeyError, TypeError, IndexError, statistics.StatisticsError):
+        return None
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def _best_betas(dataset: str) -> dict[str, float]:
+    """Each method's best beta on ``dataset`` as HEL Table 5 prints it."""
+    return {c["method"]: float(c["mean"]) for c in paper_numbers.cells("hel-table5", dataset=dataset)}
+
+
+#: HEL Table 5: the beta each model is evaluated at in HEL Tables 1-3 and Figs. 4 and 9.
+BEST_BETA: dict[str, dict[str, float]] = {d: _best_betas(d) for d in ("polymnist", "cub", "celeba")}
+
+HEL_SEEDS = {"ci": (0,), "cpu": (0,), "paper": (0, 1, 2)}  # HEL B.3: three independent runs
+WB_SEEDS = {"ci": (0,), "cpu": (0,), "paper": (0, 1, 2, 3, 4)}  # WB App. B: five runs
+
+
+def _metric_column(metric: str, paper_item: str | None) -> Column:
+    """A column of one of :data:`METRICS`, facing the paper's cell of the same metric and setting."""
+    reader, higher = METRICS[metric]
+    paper = None
+    if paper_item and metric in PAPER_METRIC:
+        name, setting = PAPER_METRIC[metric]
+        paper = {"metric": name, "setting": setting}
+    return Column(metric, reader, higher, paper)
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -101,12 +221,94 @@ class Experiment:
     seeds: dict[str, tuple[int, ...]] = field(default_factory=lambda: {"ci": (0,), "cpu": (0,), "paper": (0, 1, 2)})
     paper_item: str | None = None  # results/paper/<id>.json
     curves: bool = False  # summarise by number of inputs (figures of curves)
+    columns: tuple[Column, ...] = ()  # table columns; () builds them from ``metrics``
+    method_betas: dict[str, float] | None = None  # one beta per method (HEL Table 5) instead of the grid
+    notes: tuple[str, ...] = ()  # how our columns differ from the paper's; printed under the table
+    samples: bool = False  # drawn from each run's samples.npz (hel-fig4, hel-fig9), not from metrics
+    selection: dict[str, tuple[tuple[float, ...], str]] | None = None  # hel-table5: data set -> (grid, criterion)
+
+    def table_columns(self) -> tuple[Column, ...]:
+        """The columns of a table item."""
+        return self.columns or tuple(_metric_column(m, self.paper_item) for m in self.metrics)
+
+    def blocks(self, scale: str) -> list[tuple[str, dict[str, float]]]:
+        """The item's blocks at ``scale``: (label, {method: beta}), one per beta of a grid, or one ``best``
+        block when each method has its own beta."""
+        if self.method_betas is not None and (scale == "paper" or self.cpu_betas is None):
+            return [("best", {m: self.method_betas[m] for m in self.methods})]
+        betas = self.betas if scale == "paper" or self.cpu_betas is None else self.cpu_betas
+        return [(f"{b:g}", dict.fromkeys(self.methods, b)) for b in betas]
 
     def runs(self, scale: str) -> list[TrainConfig]:
         """Every run this item needs at ``scale``."""
-        betas = self.betas if scale == "paper" or self.cpu_betas is None else self.cpu_betas
+        if self.selection is not None:
+            return [make_config(dataset_at(d, scale), m, scale, beta=b, seed=s)
+                    for d, (grid, _) in self.selection.items() for m in self.methods for b in grid
+                    for s in self.seeds[scale]]
+        blocks = self.blocks(scale)
         return [make_config(dataset_at(self.dataset, scale), m, scale, beta=b, seed=s)
-                for m in self.methods for b in betas for s in self.seeds[scale]]
+                for m in self.methods for b in dict.fromkeys(blk[m] for _, blk in blocks) for s in self.seeds[scale]]
+
+
+def _table_columns(item: str) -> tuple[Column, ...]:
+    """The columns of the tables whose metrics need a subset, a target or an average (see each item's notes)."""
+    if item == "hel-table1":
+        return (Column("colour_coherence", METRICS["colour_coherence"][0], True,
+                       {"metric": "coherence", "setting": "conditional"}),
+                Column("quality/text→img", quality_pair_reader("cub", "T", "I"), False,
+                       {"metric": "fid", "setting": "conditional"}))
+    if item in ("hel-table2", "hel-table4"):
+        cols = tuple(_metric_column(m, item) for m in ("coherence/conditional", "quality/conditional",
+                                                        "coherence/unconditional", "quality/unconditional"))
+        if item == "hel-table2":
+            return cols
+        return cols + _table_columns("hel-table3")
+    if item == "hel-table3":
+        return tuple(Column(f"latent/{s}", latent_reader("celeba", s), True,
+                            {"metric": "latent_accuracy", "setting": s}) for s in ("I", "T", "I,T"))
+    if item == "wb-table1":
+        cols = tuple(Column(f"latent/{s}", latent_reader("mnist-svhn-text", s), True,
+                            {"metric": "latent_accuracy", "setting": s}, 2)
+                     for s in ("M", "S", "T", "M,S", "M,T", "S,T", "M,S,T"))
+        return cols + (Column("latent/avg", mean_reader([c.reader for c in cols]), True,
+                              {"metric": "latent_accuracy", "setting": "avg"}, 2),)
+    if item == "wb-table2":
+        pairs = [("M", "S"), ("M", "T"), ("M", "S,T"), ("S", "M"), ("S", "T"), ("S", "M,T"), ("T", "M"), ("T", "S"),
+                 ("T", "M,S")]
+        return tuple(Column(f"coherence/{s}→{t}", pair_reader("mnist-svhn-text", s, t), True,
+                            {"metric": "coherence", "setting": s, "target": t}, 2) for t, s in pairs) + (
+            Column("coherence/avg", METRICS["coherence/conditional"][0], True,
+                   {"metric": "coherence", "setting": "avg"}, 2),)
+    if item == "wb-table3":
+        return tuple(Column(f"log_likelihood/{s}", log_likelihood_reader("mnist-svhn-text", s), True,
+                            {"metric": "log_likelihood", "setting": s}, 1)
+                     for s in ("X", "X|x_M", "X|x_S", "X|x_T", "X|x_M,x_S", "X|x_M,x_T", "X|x_S,x_T"))
+    if item == "wb-table4":
+        cols = tuple(Column(f"latent/{s}", latent_reader("celeba", s), True,
+                            {"metric": "latent_average_precision", "setting": s}, 2) for s in ("I", "T", "I,T")) + \
+            tuple(Column(f"coherence/{s}→{t}", pair_reader("celeba", s, t), True,
+                         {"metric": "coherence_average_precision", "setting": s, "target": t}, 2)
+                  for s, t in (("I", "T"), ("T", "I")))
+        return cols + (Column("avg", mean_reader([c.reader for c in cols]), True,
+                              {"metric": "average_precision", "setting": "avg"}, 2),)
+    raise ValueError(f"no columns for {item!r}")
+
+
+_CELEBA_NOTES = (
+    "CelebA coherence and latent scores are mean average precision over the 40 attributes (poolvae.evaluate), "
+    "as WB Table 4 states; HEL calls its numbers accuracy without saying how 40 attributes are averaged.",
+    "CelebA unconditional coherence is the share of (prior sample, attribute) pairs on which the image and text "
+    "classifiers agree (poolvae.metrics.attribute_agreement); HEL does not define it for 40 attributes.",
+)
+_MST_NOTE = ("MNIST-SVHN-Text at beta 5 (WB App. B.2); below paper scale the same data set, cut to a seeded "
+             "subset at ci.")
+
+#: HEL Table 5 criterion: the paper selects "via cross-validation" without naming the score; ours picks the beta
+#: with the best value of this column (ties: the smaller beta).
+SELECTION_NOTE = ("HEL B.3 selects beta 'via cross-validation' without naming the score; here the beta with the "
+                  "highest conditional coherence (CUB: colour coherence) on the evaluation set is chosen, ties to "
+                  "the smaller beta. Applied to the paper's own Table 8 this rule gives Table 5's PolyMNIST beta for "
+                  "3 of 7 methods, so disagreement in the beta column is expected.")
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (
@@ -128,17 +330,72 @@ EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (
     Experiment("wb-fig3", "figure", "polymnist", WB_METHODS, (2.5,), ("latent", "coherence", "log_likelihood"),
                "PolyMNIST latent accuracy, coherence and log-likelihood by number of inputs (WB Fig. 3); "
                "beta 2.5, shared with hel-fig5 (the barycentric paper does not state its beta)", curves=True),
+    Experiment("hel-fig4", "figure", "polymnist", POLYMNIST_METHODS, (1.0, 2.5, 5.0, 10.0), (),
+               "PolyMNIST: the second modality generated from the other four, each model at its best beta "
+               "(HEL Fig. 4); below paper scale all at beta 2.5", cpu_betas=(2.5,),
+               method_betas=BEST_BETA["polymnist"], samples=True),
+    Experiment("hel-fig9", "figure", "polymnist", POLYMNIST_METHODS, (1.0, 2.5, 5.0, 10.0), (),
+               "PolyMNIST: the second modality generated from the first; first and third; first, third and "
+               "fourth; and all but the second modality, each model at its best beta (HEL Fig. 9); below paper "
+               "scale all at beta 2.5", cpu_betas=(2.5,), method_betas=BEST_BETA["polymnist"], samples=True),
+    Experiment("hel-table1", "table", "cub", POLYMNIST_METHODS, (1.0, 2.5, 5.0), (),
+               "CUB caption-to-image coherence and quality, each model at its best beta (HEL Table 1)",
+               paper_item="hel-table1", columns=_table_columns("hel-table1"), method_betas=BEST_BETA["cub"],
+               notes=("Coherence: the colour rule of Palumbo et al. on 10 images per colour caption (HEL B.2). "
+                      "Quality: FID of images generated from captions; CUB has no coherence classifiers, so below "
+                      "paper scale (FID off) the column stays empty.",
+                      "The paper's MMVAE+ row is taken from the MMVAE+ release, not retrained (HEL B.3 note).")),
+    Experiment("hel-table2", "table", "celeba", POLYMNIST_METHODS, (1.0, 2.5, 5.0), (),
+               "Bimodal CelebA coherence and quality, each model at its best beta (HEL Table 2)",
+               paper_item="hel-table2", columns=_table_columns("hel-table2"), method_betas=BEST_BETA["celeba"],
+               notes=_CELEBA_NOTES),
+    Experiment("hel-table3", "table", "celeba", POLYMNIST_METHODS, (1.0, 2.5, 5.0), (),
+               "Bimodal CelebA latent representation (linear probe) per input subset, each model at its best beta "
+               "(HEL Table 3)", paper_item="hel-table3", columns=_table_columns("hel-table3"),
+               method_betas=BEST_BETA["celeba"], notes=_CELEBA_NOTES[:1]),
+    Experiment("hel-table4", "table", "celeba", ("helvae", "mohelvae"), (1.0,), (),
+               "HELVAE vs MoHELVAE on bimodal CelebA: coherence, quality and latent representation (HEL Table 4)",
+               paper_item="hel-table4", columns=_table_columns("hel-table4"),
+               notes=("Beta 1 for both: HELVAE's best CelebA beta (HEL Table 5); the paper gives none for MoHELVAE.",
+                      *_CELEBA_NOTES)),
+    Experiment("hel-table5", "table", "polymnist", POLYMNIST_METHODS, (1.0, 2.5, 5.0, 10.0), (),
+               "The best beta of each model on PolyMNIST, CUB and CelebA (HEL Table 5)", paper_item="hel-table5",
+               selection={"polymnist": ((1.0, 2.5, 5.0, 10.0), "coherence/conditional"),
+                          "cub": ((1.0, 2.5, 5.0), "colour_coherence"),
+                          "celeba": ((1.0, 2.5, 5.0), "coherence/conditional")},
+               notes=(SELECTION_NOTE, "Grids: {1, 2.5, 5, 10} on PolyMNIST (HEL B.3), {1, 2.5, 5} on CUB and CelebA "
+                      "(the captions of HEL Tables 1-3).")),
+    Experiment("wb-table1", "table", "mnist-svhn-text", WB_METHODS, (5.0,), (),
+               "MNIST-SVHN-Text latent representation (linear probe accuracy) per input subset (WB Table 1)",
+               seeds=WB_SEEDS, paper_item="wb-table1", columns=_table_columns("wb-table1"),
+               notes=(_MST_NOTE, "Avg.: the mean of our seven subset columns, as the paper's.")),
+    Experiment("wb-table2", "table", "mnist-svhn-text", WB_METHODS, (5.0,), (),
+               "MNIST-SVHN-Text conditional coherence per (input subset → generated modality) (WB Table 2)",
+               seeds=WB_SEEDS, paper_item="wb-table2", columns=_table_columns("wb-table2"),
+               notes=(_MST_NOTE, "Avg.: mean coherence over the nine (subset, target) pairs.")),
+    Experiment("wb-table3", "table", "mnist-svhn-text", WB_METHODS, (5.0,), (),
+               "MNIST-SVHN-Text test log-likelihood with the joint and each subset's posterior (WB Table 3)",
+               seeds=WB_SEEDS, paper_item="wb-table3", columns=_table_columns("wb-table3"),
+               notes=(_MST_NOTE, "X|x_M etc.: log p(X) importance-sampled with the posterior given that subset as "
+                      "proposal (poolvae.evaluate, K samples per test point; K = 1000 at paper scale).")),
+    Experiment("wb-table4", "table", "celeba", WB_METHODS, (2.5,), (),
+               "Bimodal CelebA latent representation and conditional coherence, mean average precision (WB Table 4)",
+               seeds=WB_SEEDS, paper_item="wb-table4", columns=_table_columns("wb-table4"),
+               notes=("Beta 2.5 (WB App. B.3). Avg.: the mean of our five columns, as the paper's.",)),
 )}
 
-# how the papers' metric ids map onto ours, per table
-PAPER_METRIC = {
-    "coherence/conditional": ("coherence", "conditional"),
-    "coherence/unconditional": ("coherence", "unconditional"),
-    "quality/conditional": ("fid", "conditional"),
-    "quality/unconditional": ("fid", "unconditional"),
+#: Items of DESIGN.md made elsewhere: id -> how (listed by ``python -m poolvae.experiments list``).
+ELSEWHERE: dict[str, str] = {
+    "hel-fig1": "exact: make reproduce-hel-fig1 (poolvae.figures)",
+    "hel-fig2": "exact: make reproduce-hel-fig2 (poolvae.figures)",
+    "hel-fig7": "exact: make reproduce-hel-fig7 (poolvae.figures)",
+    "wb-fig2": "exact: make reproduce-wb-fig2 (poolvae.figures)",
+    "hel-fig8": "data: make reproduce-hel-fig8 (poolvae.datasets)",
+    "hel-table6": "timing: make reproduce-hel-table6 (poolvae.timing)",
+    **{i: "not implemented yet (samples of CUB and CelebA runs)" for i in
+       ("hel-fig10", "hel-fig11", "hel-fig12", "hel-fig13", "wb-fig4", *(f"wb-figS{k}" for k in range(5, 13)))},
+    **{i: "not implemented yet (CelebA per attribute)" for i in ("hel-fig14", "hel-fig15")},
 }
-
-
 def get_experiment(item: str) -> Experiment:
     """Look an item up; an unknown id lists the valid ones."""
     if item not in EXPERIMENTS:
@@ -159,12 +416,30 @@ def run_one(cfg: TrainConfig, results_dir: Path = RESULTS_DIR / "runs", checkpoi
     return evaluate_run(run_dir, checkpoint_dir=checkpoint_dir, progress=progress, **(evaluate_kwargs or {}))
 
 
+def check_data(cfgs: list[TrainConfig]) -> None:
+    """Open every data set the runs train on (train and test split) before any training starts.
+
+    A missing data set raises :func:`poolvae.datasets.get_dataset`'s FileNotFoundError, which says where
+    to get it and where to put it, unchanged.
+    """
+    from . import datasets as ds
+
+    for dataset, scale in dict.fromkeys((c.dataset, c.scale) for c in cfgs):
+        for split in ("train", "test"):
+            ds.get_dataset(dataset, split, scale=scale)
+
+
 def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", results_dir: Path = RESULTS_DIR,
               checkpoint_dir: Path = CHECKPOINT_DIR, evaluate_kwargs: dict | None = None,
               methods: list[str] | None = None, betas: list[float] | None = None) -> dict:
-    """Run every missing run of ``item`` at ``scale``, then render it; returns the summary."""
+    """Run every missing run of ``item`` at ``scale``, then render it; returns the summary.
+
+    The data sets are opened first, so a missing one stops the item with its download instructions
+    before any run trains.
+    """
     exp = get_experiment(item)
     cfgs = [c for c in exp.runs(scale) if (not methods or c.method in methods) and (not betas or c.beta in betas)]
+    check_data(cfgs)
     args = [(c, Path(results_dir) / "runs", Path(checkpoint_dir), evaluate_kwargs) for c in cfgs]
     print(f"{item}: {len(cfgs)} runs at scale {scale} ({executor}, jobs={jobs})", flush=True)
     if executor == "serial" or jobs <= 1 and executor != "slurm":
@@ -188,16 +463,18 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
 
 
 # --------------------------------------------------------------------------------------------------
-# Collecting and rendering
+# Collecting and summarising
 # --------------------------------------------------------------------------------------------------
 
 def collect(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
-    """Evaluations of the item's runs that exist: {(method, beta): [evaluation dicts over seeds]}."""
-    found: dict[tuple[str, float], list[dict]] = {}
+    """Evaluations of the item's runs that exist: {(method, beta): [evaluation dicts over seeds]}
+    ({(dataset, method, beta): [...]} for a beta selection such as hel-table5)."""
+    found: dict[tuple, list[dict]] = {}
     for cfg in exp.runs(scale):
         f = Path(results_dir) / "runs" / run_path(cfg) / "evaluation.json"
         if f.exists():
-            found.setdefault((cfg.method, cfg.beta), []).append(read_json(f))
+            key = (cfg.method, cfg.beta) if exp.selection is None else (cfg.dataset, cfg.method, cfg.beta)
+            found.setdefault(key, []).append(read_json(f))
     return found
 
 
@@ -226,14 +503,23 @@ def kendall_tau(a: dict[str, int], b: dict[str, int]) -> float | None:
     return None if math.isnan(tau) else float(tau)
 
 
+def _header(exp: Experiment, scale: str, found: dict) -> dict:
+    """The fields every summary starts with."""
+    datasets = [dataset_at(d, scale) for d in exp.selection] if exp.selection else [dataset_at(exp.dataset, scale)]
+    return {"item": exp.id, "description": exp.description, "scale": scale, "dataset": ", ".join(datasets),
+            "runs_expected": len(exp.runs(scale)), "runs_found": sum(len(v) for v in found.values())}
+
+
 def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
     """The numbers behind an item: per (beta, method, metric) mean/std over seeds, ranks, paper values."""
+    if exp.selection is not None:
+        return summarise_selection(exp, scale, results_dir)
+    if exp.samples:
+        return summarise_samples(exp, scale, results_dir)
     found = collect(exp, scale, results_dir)
-    betas = exp.betas if scale == "paper" or exp.cpu_betas is None else exp.cpu_betas
-    n_runs = len(exp.runs(scale))
-    out = {"item": exp.id, "description": exp.description, "scale": scale,
-           "dataset": dataset_at(exp.dataset, scale), "runs_expected": n_runs,
-           "runs_found": sum(len(v) for v in found.values()), "betas": list(betas), "methods": list(exp.methods)}
+    blocks = exp.blocks(scale)
+    betas = sorted({b for _, blk in blocks for b in blk.values()})
+    out = {**_header(exp, scale, found), "betas": betas, "methods": list(exp.methods)}
     if exp.curves:
         out["curves"] = {}
         for section in exp.metrics:
@@ -246,37 +532,128 @@ def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> d
                     str(k): _stats(v) for k, v in sorted(sizes.items())}
         return out
     cells, agreement = {}, {}
-    for beta in betas:
-        for metric in exp.metrics:
-            reader, higher = METRICS[metric]
-            ours = {m: _stats([reader(ev) for ev in found.get((m, beta), [])]) for m in exp.methods}
-            ours_rank = ranks({m: s["mean"] for m, s in ours.items()}, higher)
-            paper = _paper_values(exp, metric, beta)
-            paper_rank = ranks({m: p["mean"] for m, p in paper.items()}, higher) if paper else {}
+    columns = exp.table_columns()
+    for label, method_beta in blocks:
+        for col in columns:
+            ours = {m: _stats([read(col, ev) for ev in found.get((m, method_beta[m]), [])]) for m in exp.methods}
+            ours_rank = ranks({m: s["mean"] for m, s in ours.items()}, col.higher)
+            paper = _paper_values(exp, col, method_beta)
+            paper_rank = ranks({m: p["mean"] for m, p in paper.items()}, col.higher) if paper else {}
             for m in exp.methods:
-                cells.setdefault(f"{beta:g}", {}).setdefault(metric, {})[m] = {
+                cells.setdefault(label, {}).setdefault(col.key, {})[m] = {
                     "ours": ours[m], "ours_rank": ours_rank.get(m), "paper": paper.get(m),
                     "paper_rank": paper_rank.get(m)}
-            agreement.setdefault(f"{beta:g}", {})[metric] = kendall_tau(paper_rank, ours_rank)
+            agreement.setdefault(label, {})[col.key] = kendall_tau(paper_rank, ours_rank)
     out["cells"], out["kendall_tau"] = cells, agreement
-    if found:
+    if exp.method_betas is not None and blocks[0][0] == "best":
+        out["block_betas"] = {label: {m: b for m, b in blk.items()} for label, blk in blocks}
+    if found and any("quality" in c.key for c in columns):
         ev = next(iter(found.values()))[0]
-        out["quality_metric"] = quality_key(ev)
+        if quality_key(ev) in ev.get("metrics", {}):
+            out["quality_metric"] = quality_key(ev)
+    _add_notes(out, exp, columns, found)
     return out
 
 
-def _paper_values(exp: Experiment, metric: str, beta: float) -> dict[str, dict]:
-    """The paper's mean/std per method for a metric (and beta, where the table has several)."""
-    if not exp.paper_item or metric not in PAPER_METRIC:
+def _add_notes(out: dict, exp: Experiment, columns: tuple[Column, ...], found: dict) -> None:
+    """Notes of the item, and which columns are not computed here or absent from every evaluation found.
+
+    Items that have neither (hel-table7, hel-table8) get no new keys, so their files stay as they were.
+    """
+    not_computed = [c.key for c in columns if c.reader is None]
+    evs = [ev for v in found.values() for ev in v]
+    absent = [c.key for c in columns if c.reader is not None and evs and all(read(c, ev) is None for ev in evs)]
+    if exp.notes:
+        out["notes"] = list(exp.notes)
+    if not_computed:
+        out["not_computed"] = not_computed
+    if absent:
+        out["absent"] = absent
+
+
+def _paper_values(exp: Experiment, column: Column, method_beta: dict[str, float]) -> dict[str, dict]:
+    """The paper's mean/std per method for a column (at each method's beta, where the table has several)."""
+    if not exp.paper_item or not column.paper:
         return {}
-    name, setting = PAPER_METRIC[metric]
     out = {}
-    for c in paper_numbers.cells(exp.paper_item, metric=name, setting=setting):
-        if c.get("beta") is not None and float(c["beta"]) != beta:
+    for c in paper_numbers.cells(exp.paper_item, **column.paper):
+        if c["method"] not in method_beta:
+            continue
+        if c.get("beta") is not None and float(c["beta"]) != method_beta[c["method"]]:
             continue
         out[c["method"]] = {"mean": c["mean"], "std": c.get("std")}
     return out
 
+
+def select_beta(values: dict[float, float | None], higher_is_better: bool = True) -> float | None:
+    """The beta with the best value (ties: the smaller beta); None when no beta has a value."""
+    have = {b: v for b, v in values.items() if v is not None}
+    if not have:
+        return None
+    sign = 1 if higher_is_better else -1
+    return min(have, key=lambda b: (-sign * have[b], b))
+
+
+def _paper_rule_check(exp: Experiment) -> dict:
+    """Our selection rule applied to the paper's own PolyMNIST numbers (HEL Table 8) against HEL Table 5."""
+    _, criterion = exp.selection["polymnist"]
+    name, setting = PAPER_METRIC[criterion]
+    agree = []
+    for m in exp.methods:
+        vals = {float(c["beta"]): c["mean"] for c in paper_numbers.cells("hel-table8", method=m, metric=name,
+                                                                             setting=setting)}
+        agree.append(select_beta(vals) == BEST_BETA["polymnist"].get(m))
+    return {"table": "hel-table8", "criterion": criterion, "agree": sum(agree), "of": len(agree)}
+
+
+def summarise_selection(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
+    """HEL Table 5: per data set and method, the paper's best beta, ours, and the criterion at each beta."""
+    found = collect(exp, scale, results_dir)
+    out = {**_header(exp, scale, found), "methods": list(exp.methods), "selection": {}}
+    for dataset, (grid, criterion) in exp.selection.items():
+        col = _metric_column(criterion, None)
+        d = dataset_at(dataset, scale)
+        paper = BEST_BETA.get(dataset, {})
+        rows = {}
+        for m in exp.methods:
+            values = {b: _stats([read(col, ev) for ev in found.get((d, m, b), [])]) for b in grid}
+            ours = select_beta({b: s["mean"] for b, s in values.items()}, col.higher)
+            rows[m] = {"paper_beta": paper.get(m), "ours_beta": ours,
+                       "criterion": {f"{b:g}": s for b, s in values.items()}}
+        have = [r for r in rows.values() if r["ours_beta"] is not None and r["paper_beta"] is not None]
+        out["selection"][dataset] = {"dataset": d, "grid": list(grid), "criterion": criterion, "rows": rows,
+                                     "agree": sum(r["ours_beta"] == r["paper_beta"] for r in have), "of": len(have)}
+    out["paper_rule_check"] = _paper_rule_check(exp)
+    out["notes"] = list(exp.notes)
+    return out
+
+
+def summarise_samples(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
+    """hel-fig4 / hel-fig9: each method's run and its ``samples.npz`` (written by poolvae.evaluate), or
+    the runs that lack one."""
+    from .artefacts import repo_relative
+    from .evaluate import SAMPLES_FILE
+
+    (_, method_beta), = exp.blocks(scale)
+    out = {**_header(exp, scale, {}), "methods": list(exp.methods), "samples": {}, "missing": []}
+    seed = exp.seeds[scale][0]
+    for m in exp.methods:
+        cfg = make_config(dataset_at(exp.dataset, scale), m, scale, beta=method_beta[m], seed=seed)
+        run_dir = Path(results_dir) / "runs" / run_path(cfg)
+        f = run_dir / SAMPLES_FILE
+        if f.exists():
+            out["samples"][m] = {"beta": cfg.beta, "seed": seed, "file": repo_relative(f)}
+        else:
+            out["missing"].append({"method": m, "beta": cfg.beta, "seed": seed, "run": repo_relative(run_dir),
+                                   "why": "no run" if not run_dir.exists() else f"the run has no {SAMPLES_FILE}"})
+    out["runs_found"] = len(out["samples"])
+    out["runs_expected"] = len(exp.methods)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------------
 
 def _fmt(s: dict | None, digits: int) -> str:
     if not s or s.get("mean") is None:
@@ -285,8 +662,42 @@ def _fmt(s: dict | None, digits: int) -> str:
     return f"{s['mean']:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
+def _digits(metric: str, summary: dict) -> int:
+    """Decimals of a column: as its item declares, else 2 for quality and 3 otherwise."""
+    exp = EXPERIMENTS.get(summary["item"])
+    if exp is not None:
+        for col in exp.table_columns():
+            if col.key == metric:
+                return col.ndigits
+    return 2 if "quality" in metric else 3
+
+
+def _block_title(beta: str, summary: dict) -> str:
+    """``beta = 2.5``, or each method's beta for the one block of best-beta tables."""
+    if beta != "best":
+        return f"beta = {beta}"
+    per = summary.get("block_betas", {}).get(beta, {})
+    return "each model at its best beta (HEL Table 5): " + ", ".join(f"{m} {b:g}" for m, b in per.items())
+
+
+def _note_lines(summary: dict) -> list[str]:
+    """The item's notes and the columns without numbers, as Markdown lines."""
+    lines = []
+    if summary.get("not_computed"):
+        lines += ["", "Not computed here (poolvae.evaluate has no such metric): "
+                  + ", ".join(f"`{k}`" for k in summary["not_computed"]) + "."]
+    if summary.get("absent"):
+        lines += ["", "Absent from every evaluation found (not computed at this scale): "
+                  + ", ".join(f"`{k}`" for k in summary["absent"]) + "."]
+    if summary.get("notes"):
+        lines += [""] + [f"- {n}" for n in summary["notes"]]
+    return lines
+
+
 def table_markdown(summary: dict) -> str:
     """A Markdown table per beta: paper and ours side by side with ranks, and Kendall's tau per metric."""
+    if "selection" in summary:
+        return selection_markdown(summary)
     lines = [f"# {summary['item']}: {summary['description']}", "",
              f"Ours: scale `{summary['scale']}` on `{summary['dataset']}`, {summary['runs_found']} of "
              f"{summary['runs_expected']} runs found; mean ± std over seeds (no ± with one seed). "
@@ -294,35 +705,42 @@ def table_markdown(summary: dict) -> str:
     if summary.get("quality_metric") == "fd_classifier":
         lines.append("Quality below paper scale is `fd_classifier`, a Fréchet distance in the coherence "
                      "classifiers' features, not Inception FID: compare ranks, not values.")
+    not_computed = set(summary.get("not_computed", ()))
     for beta, by_metric in summary.get("cells", {}).items():
         metrics = list(by_metric)
-        lines += ["", f"## beta = {beta}", "",
+        lines += ["", f"## {_block_title(beta, summary)}", "",
                   "| method | " + " | ".join(f"{m} paper | {m} ours" for m in metrics) + " |",
                   "|---|" + "---|---|" * len(metrics)]
         for method in summary["methods"]:
             row = [method]
             for metric in metrics:
                 c = by_metric[metric][method]
-                digits = 2 if "quality" in metric else 3
+                digits = _digits(metric, summary)
                 pr = f" ({c['paper_rank']})" if c["paper_rank"] else ""
                 orank = f" ({c['ours_rank']})" if c["ours_rank"] else ""
-                row += [_fmt(c["paper"], digits) + pr, _fmt(c["ours"], digits) + orank]
+                ours = "not computed here" if metric in not_computed else _fmt(c["ours"], digits) + orank
+                row += [_fmt(c["paper"], digits) + pr, ours]
             lines.append("| " + " | ".join(row) + " |")
         taus = summary["kendall_tau"][beta]
         lines.append("")
         lines.append("Kendall's tau between the paper's ranks and ours: " + ", ".join(
             f"{m} {'—' if t is None else f'{t:.2f}'}" for m, t in taus.items()))
+    lines += _note_lines(summary)
     return "\n".join(lines) + "\n"
 
 
 def table_csv(summary: dict) -> str:
     """One row per (beta, method, metric): paper mean/std/rank and ours mean/std/n/rank."""
+    if "selection" in summary:
+        return selection_csv(summary)
     rows = ["beta,method,metric,paper_mean,paper_std,paper_rank,ours_mean,ours_std,ours_n,ours_rank,scale"]
     for beta, by_metric in summary.get("cells", {}).items():
+        per = summary.get("block_betas", {}).get(beta)
         for metric, by_method in by_metric.items():
             for method, c in by_method.items():
                 p, o = c["paper"] or {}, c["ours"]
-                vals = [beta, method, metric, p.get("mean"), p.get("std"), c["paper_rank"], o["mean"], o["std"], o["n"],
+                b = f"{per[method]:g}" if per else beta
+                vals = [b, method, metric, p.get("mean"), p.get("std"), c["paper_rank"], o["mean"], o["std"], o["n"],
                         c["ours_rank"], summary["scale"]]
                 rows.append(",".join("" if v is None else str(v) for v in vals))
     return "\n".join(rows) + "\n"
@@ -330,6 +748,8 @@ def table_csv(summary: dict) -> str:
 
 def table_latex(summary: dict) -> str:
     """A booktabs LaTeX table per beta with paper and ours columns, for those who write papers."""
+    if "selection" in summary:
+        return selection_latex(summary)
     out = []
     for beta, by_metric in summary.get("cells", {}).items():
         metrics = list(by_metric)
@@ -340,10 +760,64 @@ def table_latex(summary: dict) -> str:
             cells = []
             for metric in metrics:
                 c = by_metric[metric][method]
-                d = 2 if "quality" in metric else 3
+                d = _digits(metric, summary)
                 cells += [_fmt(c["paper"], d).replace("±", r"$\pm$"), _fmt(c["ours"], d).replace("±", r"$\pm$")]
             out.append(method + " & " + " & ".join(cells) + r" \\")
         out += [r"\bottomrule", r"\end{tabular}", f"% beta = {beta}, ours at scale {summary['scale']}", ""]
+    return "\n".join(out)
+
+
+def selection_markdown(summary: dict) -> str:
+    """HEL Table 5: per data set, the paper's beta, ours and the criterion at every beta of the grid."""
+    lines = [f"# {summary['item']}: {summary['description']}", "",
+             f"Ours: scale `{summary['scale']}`, {summary['runs_found']} of {summary['runs_expected']} runs found; "
+             "the criterion is a mean over seeds (no ± with one seed)."]
+    for dataset, sel in summary["selection"].items():
+        grid = [f"{b:g}" for b in sel["grid"]]
+        lines += ["", f"## {dataset} (`{sel['dataset']}`): best beta by `{sel['criterion']}`", "",
+                  "| method | paper beta | ours beta | " + " | ".join(f"{sel['criterion']} at beta {b}" for b in grid)
+                  + " |", "|---|---|---|" + "---|" * len(grid)]
+        for m, r in sel["rows"].items():
+            vals = [_fmt(r["criterion"][b], 3) for b in grid]
+            paper = "—" if r["paper_beta"] is None else f"{r['paper_beta']:g}"
+            ours = "—" if r["ours_beta"] is None else f"{r['ours_beta']:g}"
+            lines.append(f"| {m} | {paper} | {ours} | " + " | ".join(vals) + " |")
+        lines += ["", f"Our beta equals the paper's for {sel['agree']} of the {sel['of']} methods with runs."]
+    chk = summary["paper_rule_check"]
+    lines += ["", f"Our rule applied to the paper's own PolyMNIST numbers ({chk['table']}, `{chk['criterion']}`) "
+              f"gives Table 5's beta for {chk['agree']} of {chk['of']} methods."]
+    lines += _note_lines(summary)
+    return "\n".join(lines) + "\n"
+
+
+def selection_csv(summary: dict) -> str:
+    """One row per (data set, method, beta): the criterion's mean/std/n, with the paper's and our best beta."""
+    def g(v):
+        return "" if v is None else f"{v:g}"
+
+    rows = ["dataset,method,beta,criterion,mean,std,n,paper_beta,ours_beta,scale"]
+    for dataset, sel in summary["selection"].items():
+        for m, r in sel["rows"].items():
+            for b, s in r["criterion"].items():
+                vals = [dataset, m, b, sel["criterion"], s["mean"], s["std"], s["n"]]
+                rows.append(",".join("" if v is None else str(v) for v in vals)
+                            + f",{g(r['paper_beta'])},{g(r['ours_beta'])},{summary['scale']}")
+    return "\n".join(rows) + "\n"
+
+
+def selection_latex(summary: dict) -> str:
+    """HEL Table 5 as booktabs: one row per method, paper and our beta per data set."""
+    sets = list(summary["selection"])
+    out = [r"\begin{tabular}{l" + "cc" * len(sets) + "}", r"\toprule",
+           "method & " + " & ".join(rf"\multicolumn{{2}}{{c}}{{{d}}}" for d in sets) + r" \\",
+           " & " + " & ".join(["paper & ours"] * len(sets)) + r" \\", r"\midrule"]
+    for m in summary["methods"]:
+        cells = []
+        for d in sets:
+            r = summary["selection"][d]["rows"][m]
+            cells += ["—" if r[k] is None else f"{r[k]:g}" for k in ("paper_beta", "ours_beta")]
+        out.append(m + " & " + " & ".join(cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", f"% ours at scale {summary['scale']}", ""]
     return "\n".join(out)
 
 
@@ -351,7 +825,7 @@ def render(item: str, scale: str, results_dir: Path = RESULTS_DIR, figures_dir: 
     """Summarise an item from the runs on disk and write results/<id>.json (+ .md/.csv/.tex for tables).
 
     Figure items are then drawn from results/<id>.json by :func:`poolvae.figures.run_item` (which says so
-    when no drawing function is registered yet).
+    when no drawing function is registered yet). Sample figures list the runs that lack ``samples.npz``.
     """
     exp = get_experiment(item)
     summary = summarise(exp, scale, results_dir)
@@ -366,6 +840,9 @@ def render(item: str, scale: str, results_dir: Path = RESULTS_DIR, figures_dir: 
         atomic_write_bytes(results_dir / f"{item}.tex", table_latex(summary).encode())
     print(f"{item}: {summary['runs_found']}/{summary['runs_expected']} runs at scale {scale} -> "
           f"{results_dir / (item + '.json')}")
+    for miss in summary.get("missing", []):
+        print(f"  {miss['method']} (beta {miss['beta']:g}, seed {miss['seed']}): {miss['why']} at {miss['run']}; "
+              f"`python -m poolvae.evaluate {miss['run']}` writes it from the run's checkpoint")
     if exp.kind == "figure":
         from .figures import FIGURES_DIR, run_item
 
@@ -373,11 +850,26 @@ def render(item: str, scale: str, results_dir: Path = RESULTS_DIR, figures_dir: 
     return summary
 
 
+def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> str:
+    """One line: evaluations found at ``scale`` and whether results/<id>.json is rendered (and at which scale)."""
+    if exp.samples:
+        from .evaluate import SAMPLES_FILE
+
+        name, what = SAMPLES_FILE, f"with {SAMPLES_FILE}"
+    else:
+        name, what = "evaluation.json", "evaluated"
+    have = sum((Path(results_dir) / "runs" / run_path(c) / name).exists() for c in exp.runs(scale))
+    f = Path(results_dir) / f"{exp.id}.json"
+    rendered = f"rendered at {read_json(f).get('scale')}" if f.exists() else "not rendered"
+    return f"{have}/{len(exp.runs(scale))} {scale} runs {what}, {rendered}"
+
+
 def main(argv=None) -> int:
     """Command line; see the module docstring."""
     p = argparse.ArgumentParser(description="Reproduce the papers' tables and figures")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list every item and its runs per scale")
+    ls = sub.add_parser("list", help="list every item, its runs per scale and its status")
+    ls.add_argument("--scale", default="cpu", choices=SCALES, help="the scale whose status is shown")
     for name in ("reproduce", "render"):
         s = sub.add_parser(name)
         s.add_argument("item", help=f"one of: {', '.join(EXPERIMENTS)}")
@@ -392,6 +884,9 @@ def main(argv=None) -> int:
         for e in EXPERIMENTS.values():
             counts = ", ".join(f"{s}: {len(e.runs(s))}" for s in SCALES)
             print(f"{e.id:12s} {e.kind:6s} runs ({counts})  {e.description}")
+            print(f"{'':19s} status: {status(e, a.scale)}")
+        for item, how in ELSEWHERE.items():
+            print(f"{item:12s} {'other':6s} {how}")
         return 0
     try:
         get_experiment(a.item)
@@ -400,8 +895,12 @@ def main(argv=None) -> int:
         return 2
     if a.command == "render":
         render(a.item, a.scale)
-    else:
+        return 0
+    try:
         reproduce(a.item, a.scale, a.jobs, a.executor, methods=a.methods, betas=a.betas)
+    except FileNotFoundError as err:  # a data set or a file the runs need: its message says what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

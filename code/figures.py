@@ -490,7 +490,9 @@ ITEMS: dict[str, Item] = {
     "hel-fig5": _trained(trained_figures.draw_curves),
     "hel-fig6": _trained(trained_figures.draw_beta_sweep),
     "wb-fig3": _trained(trained_figures.draw_curves),
-    **{f"hel-fig{n}": _trained() for n in (4, 9, 10, 11, 12, 13, 14, 15)},
+    "hel-fig4": _trained(trained_figures.draw_samples_all_but_one),
+    "hel-fig9": _trained(trained_figures.draw_samples_by_subset),
+    **{f"hel-fig{n}": _trained() for n in (10, 11, 12, 13, 14, 15)},
     **{f"wb-fig{n}": _trained() for n in ("4", *(f"S{k}" for k in range(5, 13)))},
 }
 

@@ -209,13 +209,17 @@ def test_end_to_end_cli_on_a_ci_run(tmp_path):
     assert set(r["classifiers"]["test"]) == set(r["modalities"])
     assert (tmp_path / "clf" / "ci" / "polymnist-mini" / "m4.pt").exists()
     assert (tmp_path / "clf-results" / "ci" / "polymnist-mini.json").exists()
+    with np.load(run / E.SAMPLES_FILE) as z:  # written with the evaluation, from the same checkpoint
+        assert z["given_m0+m2+m3+m4"].shape[:2] == (2, 6) and json.loads(str(z["meta"]))["checkpoint_sha256"] == \
+            r["run"]["checkpoint_sha256"]
     # unchanged settings and checkpoint: skipped; other settings: redone in process
     before = (run / "evaluation.json").read_bytes()
     common = dict(checkpoint_dir=tmp_path / "ckpt", classifier_dir=tmp_path / "clf",
                   classifier_results_dir=tmp_path / "clf-results", progress=False)
     same = {"K": 3, "n_fid": 24, "n_unconditional": 24, "n_ll": 6, "n_conditional": 24, "batch_size": 24}
+    (run / E.SAMPLES_FILE).unlink()  # an evaluation made before samples.npz existed: only the samples are written
     E.evaluate_run(run, overrides=same, **common)
-    assert (run / "evaluation.json").read_bytes() == before
+    assert (run / "evaluation.json").read_bytes() == before and (run / E.SAMPLES_FILE).exists()
     E.evaluate_run(run, overrides=dict(same, sections="log_likelihood", ll_subsets="joint"), **common)
     r2 = json.loads((run / "evaluation.json").read_text())
     assert set(r2["metrics"]) == {"log_likelihood"} and list(r2["metrics"]["log_likelihood"]["per_subset"]) == \
@@ -234,3 +238,41 @@ def test_missing_checkpoint_and_unfinished_runs_are_clear_errors(tmp_path):
     with pytest.raises(RuntimeError, match="not finished"):
         E.load_run(run, tmp_path / "ckpt")
     assert E.load_run(run, tmp_path / "ckpt", allow_unfinished=True)[0] == cfg
+
+
+# --------------------------------------------------------------------------------------------------
+# samples.npz for the qualitative figures (hel-fig4, hel-fig9)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_write_samples_from_a_tiny_untrained_model(tmp_path):
+    spec = ds.polymnist_spec()
+    cfg = T.make_config("polymnist-mini", "helvae", "ci", overrides=dict(latent_dim=4, width=4))
+    model = T.build_model(cfg, spec).eval()
+    g = torch.Generator().manual_seed(0)
+    data = [(tuple(torch.rand(3, 28, 28, generator=g) for _ in range(5)), torch.tensor([i % 10])) for i in range(20)]
+    f = E.write_samples(model, spec, data, tmp_path, seed=3, n_columns=6, n_draws=2, record={"run": "x"})
+    assert f == tmp_path / E.SAMPLES_FILE and f.stat().st_size < 78 * 28 * 28 * 3  # at most the raw bytes
+    with np.load(f) as z:
+        a = {k: z[k] for k in z.files}
+    assert list(a["subsets"]) == ["m0", "m0+m2", "m0+m2+m3", "m0+m2+m3+m4"] and str(a["target"]) == "m1"
+    assert a["inputs"].shape == (5, 6, 28, 28, 3) and a["inputs"].dtype == np.uint8
+    rows = [int(r) for r in a["rows"]]
+    assert rows == E.sample_rows(20, 6, 3, salt=6)
+    expected = (data[rows[0]][0][2].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    np.testing.assert_array_equal(a["inputs"][2, 0], expected)  # the test examples, as uint8 (H, W, C)
+    for s in a["subsets"]:
+        g_ = a[f"given_{s}"]
+        assert g_.shape == (2, 6, 28, 28, 3) and g_.dtype == np.uint8
+    assert json.loads(str(a["meta"])) == {"run": "x", "seed": 3, "n_columns": 6, "n_draws": 2}
+    # seeded: the same seed gives the same arrays, another seed other generations
+    again = E.write_samples(model, spec, data, tmp_path / "again", seed=3, n_columns=6, n_draws=2, record={"run": "x"})
+    assert again.read_bytes() == f.read_bytes()
+    with np.load(E.write_samples(model, spec, data, tmp_path / "other", seed=4, n_columns=6, n_draws=2)) as z:
+        assert not np.array_equal(z["given_m0"], a["given_m0"])
+    assert not E.samples_up_to_date(tmp_path, "abc") and not E.samples_up_to_date(tmp_path / "none", "abc")
+    E.write_samples(model, spec, data, tmp_path, seed=3, n_columns=6, record={"checkpoint_sha256": "abc"})
+    assert E.samples_up_to_date(tmp_path, "abc")
+    # data sets without a plan get no file
+    assert E.write_samples(model, ds.celeba_spec(["a"]), data, tmp_path / "celeba") is None
+    assert not (tmp_path / "celeba").exists()

@@ -1,6 +1,7 @@
 """The reproduction registry: run lists per scale, summaries over seeds, ranks and Kendall's tau,
 the paper's numbers beside ours, and rendering, checked on evaluation files written by the test."""
 
+import dataclasses
 import json
 
 import pytest
@@ -90,3 +91,216 @@ def test_curves_by_number_of_inputs(tmp_path):
     s = X.summarise(e, "cpu", tmp_path)
     assert s["curves"]["coherence"]["2.5"]["wbvae"]["1"]["mean"] == pytest.approx(0.6)
     assert s["curves"]["coherence"]["2.5"]["wbvae"]["2"]["mean"] == pytest.approx(0.7)
+
+
+# --------------------------------------------------------------------------------------------------
+# The tables of the other data sets: test fixtures shaped like poolvae.evaluate's schema (no training)
+# --------------------------------------------------------------------------------------------------
+
+MODALITIES = {"mnist-svhn-text": ["mnist", "svhn", "text"], "celeba": ["img", "text"], "cub": ["img", "text"]}
+
+
+def _subsets(names):
+    import itertools
+    return ["+".join(c) for k in range(1, len(names) + 1) for c in itertools.combinations(names, k)]
+
+
+def _fixture_evaluation(dataset: str, v: float, quality: str | None = "fd_classifier") -> dict:
+    """A test fixture of evaluation.json (schema poolvae.evaluate/1) whose numbers are simple functions of ``v``:
+    latent of a subset = v + 0.01 * its size, coherence of a pair = v + 0.01 * the subset's size, log-likelihood of
+    a subset = -1000 v - 10 * its size, quality = 100 v."""
+    names = MODALITIES[dataset]
+    subsets = _subsets(names)
+    size = {s: len(s.split("+")) for s in subsets}
+    pairs = {s: {t: v + 0.01 * size[s] for t in names if t not in s.split("+")} for s in subsets[:-1]}
+    flat = [x for d in pairs.values() for x in d.values()]
+    metrics = {"latent": {"per_subset": {s: v + 0.01 * size[s] for s in subsets}},
+               "log_likelihood": {"per_subset": {s: -1000 * v - 10 * size[s] for s in subsets},
+                                  "joint": -1000 * v - 10 * len(names)},
+               "coherence": {"conditional": {"per_pair": pairs, "overall": sum(flat) / len(flat)},
+                             "unconditional": {"per_attribute": [v], "mean": v / 2, "all_attributes": 0.0}}}
+    if quality:
+        image = [n for n in names if n != "text"]
+        metrics[quality] = {"conditional": {"per_pair": {s: {t: 100 * v for t in image if t not in s.split("+")}
+                                                         for s in subsets[:-1]}, "mean": 100 * v},
+                            "unconditional": {n: 100 * v + 1 for n in image}}
+    if dataset == "cub":
+        metrics = {"cub_colour_coherence": {"overall": v, "per_colour": {}}}
+        if quality:
+            metrics[quality] = {"conditional": {"per_pair": {"text": {"img": 100 * v}}, "mean": 100 * v},
+                                "unconditional": {"img": 100 * v}}
+    return {"schema": "poolvae.evaluate/1", "modalities": names, "subsets": subsets, "metrics": metrics}
+
+
+NEW_TABLES = ["hel-table1", "hel-table2", "hel-table3", "hel-table4", "wb-table1", "wb-table2", "wb-table3",
+              "wb-table4"]
+
+
+@pytest.mark.parametrize("item", NEW_TABLES + ["hel-table5", "hel-fig4", "hel-fig9"])
+def test_every_item_runs_on_its_data_set_with_the_papers_settings(item):
+    e = X.get_experiment(item)
+    cpu, paper = e.runs("cpu"), e.runs("paper")
+    assert {c.seed for c in cpu} == {0} and {c.method for c in cpu} == set(e.methods)
+    assert {c.seed for c in paper} == set(range(5 if item.startswith("wb") else 3))
+    base = {"cub": "cub", "celeba": "celeba", "mnist-svhn-text": "mnist-svhn-text", "polymnist": "polymnist-mini"}
+    if item != "hel-table5":
+        assert {c.dataset for c in cpu} == {base[e.dataset]} and len(paper) == len(cpu) * len(e.seeds["paper"])
+    betas = {(c.method, c.beta) for c in paper}
+    if item == "hel-table1":  # each model at its best CUB beta (HEL Table 5)
+        assert betas == {("mvae", 2.5), ("mmvae", 2.5), ("mopoe", 5.0), ("mmvaeplus", 2.5), ("mwbvae", 2.5),
+                         ("codevae", 5.0), ("helvae", 2.5)}
+        assert {(c.method, c.beta) for c in cpu} == betas
+    if item in ("hel-table2", "hel-table3", "hel-table4"):
+        assert {b for _, b in betas} == {1.0}
+    if item.startswith("wb-table"):  # WB App. B: beta 5 on MNIST-SVHN-Text, 2.5 on CelebA
+        assert {b for _, b in betas} == ({2.5} if item == "wb-table4" else {5.0})
+    if item in ("hel-fig4", "hel-fig9"):  # best PolyMNIST beta at paper scale; the committed beta 2.5 runs below
+        assert ("helvae", 5.0) in betas and ("mmvaeplus", 2.5) in betas and {c.beta for c in cpu} == {2.5}
+        assert {X.run_path(c) for c in cpu} <= {X.run_path(c) for c in X.get_experiment("hel-table8").runs("cpu")}
+    if item == "hel-table5":
+        paths = {X.run_path(c) for c in cpu}
+        assert {X.run_path(c) for c in X.get_experiment("hel-table8").runs("cpu")} <= paths
+        assert {c.dataset for c in cpu} == {"polymnist-mini", "cub", "celeba"} and len(cpu) == 7 * (4 + 3 + 3)
+
+
+def _fill(tmp_path, item, value=lambda k: 0.3 + 0.05 * k, quality="fd_classifier"):
+    e = X.get_experiment(item)
+    for k, cfg in enumerate(e.runs("cpu")):
+        _write(tmp_path, cfg, _fixture_evaluation(e.dataset, value(k), quality))
+    return e
+
+
+@pytest.mark.parametrize("item", NEW_TABLES)
+def test_new_tables_render_ours_beside_the_papers_values(tmp_path, item):
+    e = _fill(tmp_path, item)
+    s = X.render(item, "cpu", tmp_path)
+    assert s["runs_found"] == s["runs_expected"] == len(e.methods)
+    (block,) = s["cells"].values()
+    keys = [c.key for c in e.table_columns()]
+    assert list(block) == keys
+    for col in e.table_columns():
+        have = [c for c in block[col.key].values() if c["paper"] is not None]
+        assert len(have) == len(e.methods), f"{item} {col.key}: a method without the paper's value"
+    md = (tmp_path / f"{item}.md").read_text()
+    assert md.count("\n| ") == len(e.methods) + 1 and "Kendall's tau" in md
+    csv_rows = (tmp_path / f"{item}.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + len(e.methods) * len(keys)
+    assert "\\toprule" in (tmp_path / f"{item}.tex").read_text()
+    first = block[keys[0]][e.methods[0]]
+    assert first["ours"]["n"] == 1 and first["ours"]["mean"] is not None
+
+
+def test_new_table_columns_read_the_right_entries(tmp_path):
+    e = _fill(tmp_path, "wb-table1")  # mvae gets v = 0.3, mmvae 0.35, ...
+    cells = X.summarise(e, "cpu", tmp_path)["cells"]["5"]
+    assert cells["latent/M"]["mvae"]["ours"]["mean"] == pytest.approx(0.31)
+    assert cells["latent/M,S,T"]["mmvae"]["ours"]["mean"] == pytest.approx(0.38)
+    avg = (0.31 * 3 + 0.32 * 3 + 0.33) / 7
+    assert cells["latent/avg"]["mvae"]["ours"]["mean"] == pytest.approx(avg)
+    assert cells["latent/M"]["mwbvae"]["paper"] == {"mean": 0.97, "std": 0.0}
+    assert cells["latent/avg"]["mvae"]["paper"] == {"mean": 0.83, "std": None}
+    assert cells["latent/M"]["mwbvae"]["ours_rank"] == 1 and cells["latent/M"]["mvae"]["ours_rank"] == 5
+    # WB Tables 1-3 share their runs
+    assert X.get_experiment("wb-table2").runs("paper") == e.runs("paper") == X.get_experiment("wb-table3").runs("paper")
+    c2 = X.summarise(X.get_experiment("wb-table2"), "cpu", tmp_path)["cells"]["5"]
+    assert list(c2)[:3] == ["coherence/S→M", "coherence/T→M", "coherence/S,T→M"]
+    assert c2["coherence/S,T→M"]["mvae"]["ours"]["mean"] == pytest.approx(0.32)
+    assert c2["coherence/S,T→M"]["mvae"]["paper"]["mean"] == 0.32
+    c3 = X.summarise(X.get_experiment("wb-table3"), "cpu", tmp_path)["cells"]["5"]
+    assert c3["log_likelihood/X"]["mvae"]["ours"]["mean"] == pytest.approx(-330.0)
+    assert c3["log_likelihood/X|x_M,x_T"]["mvae"]["ours"]["mean"] == pytest.approx(-320.0)
+    assert c3["log_likelihood/X|x_M,x_T"]["mvae"]["paper"]["mean"] == -2050
+    _fill(tmp_path, "wb-table4")
+    c4 = X.summarise(X.get_experiment("wb-table4"), "cpu", tmp_path)["cells"]["2.5"]
+    assert c4["coherence/T→I"]["mvae"]["ours"]["mean"] == pytest.approx(0.31)
+    assert c4["coherence/T→I"]["mopoe"]["paper"]["mean"] == 0.43 and c4["avg"]["mvae"]["paper"]["mean"] == 0.30
+    assert c4["avg"]["mvae"]["ours"]["mean"] == pytest.approx((0.31 + 0.31 + 0.32 + 0.31 + 0.31) / 5)
+
+
+def test_celeba_tables_use_each_models_best_beta_and_say_how_they_differ(tmp_path):
+    _fill(tmp_path, "hel-table2")
+    s = X.render("hel-table2", "cpu", tmp_path)
+    assert list(s["cells"]) == ["best"] and s["block_betas"]["best"]["helvae"] == 1.0
+    cell = s["cells"]["best"]["coherence/conditional"]["helvae"]
+    assert cell["paper"] == {"mean": 0.386, "std": 0.003} and cell["ours"]["mean"] == pytest.approx(0.61)
+    q = s["cells"]["best"]["quality/unconditional"]["mvae"]
+    assert q["ours"]["mean"] == pytest.approx(31.0) and q["paper"]["mean"] == 78.64
+    md = (tmp_path / "hel-table2.md").read_text()
+    assert "each model at its best beta (HEL Table 5): mvae 1" in md and "mean average precision" in md
+    assert (tmp_path / "hel-table2.csv").read_text().splitlines()[1].startswith("1,mvae,coherence/conditional,")
+    _fill(tmp_path / "t4", "hel-table4")  # its HELVAE run is hel-table2's
+    s4 = X.summarise(X.get_experiment("hel-table4"), "cpu", tmp_path / "t4")
+    assert s4["cells"]["1"]["latent/I,T"]["mohelvae"]["paper"]["mean"] == 0.43
+    assert s4["cells"]["1"]["latent/I,T"]["mohelvae"]["ours"]["mean"] == pytest.approx(0.37)
+
+
+def test_cub_quality_absent_below_paper_scale_is_said_not_guessed(tmp_path):
+    _fill(tmp_path, "hel-table1", quality=None)  # CUB at cpu: no classifiers, FID off
+    s = X.render("hel-table1", "cpu", tmp_path)
+    assert s["absent"] == ["quality/text→img"]
+    cells = s["cells"]["best"]
+    assert cells["colour_coherence"]["helvae"]["paper"]["mean"] == 0.75
+    assert all(c["ours"]["mean"] is None for c in cells["quality/text→img"].values())
+    md = (tmp_path / "hel-table1.md").read_text()
+    assert "Absent from every evaluation found (not computed at this scale): `quality/text→img`" in md
+    _fill(tmp_path / "fid", "hel-table1", quality="fid")
+    s2 = X.summarise(X.get_experiment("hel-table1"), "cpu", tmp_path / "fid")
+    assert "absent" not in s2 and s2["cells"]["best"]["quality/text→img"]["mvae"]["ours"]["mean"] == pytest.approx(30)
+
+
+def test_a_column_evaluate_does_not_compute_is_marked(tmp_path, monkeypatch):
+    e = X.get_experiment("hel-table3")
+    cols = (*e.table_columns()[:2], X.Column("latent/I,T", None, True, {"metric": "latent_accuracy",
+                                                                          "setting": "I,T"}))
+    monkeypatch.setitem(X.EXPERIMENTS, "hel-table3", dataclasses.replace(e, columns=cols))
+    _fill(tmp_path, "hel-table3")
+    s = X.render("hel-table3", "cpu", tmp_path)
+    assert s["not_computed"] == ["latent/I,T"]
+    md = (tmp_path / "hel-table3.md").read_text()
+    assert "not computed here" in md and "Not computed here (poolvae.evaluate has no such metric): `latent/I,T`" in md
+
+
+def test_best_beta_selection(tmp_path):
+    e = X.get_experiment("hel-table5")
+    for cfg in e.runs("cpu"):  # conditional coherence peaks at beta 2.5 for every method and data set
+        v = 0.9 - abs(cfg.beta - 2.5) / 10
+        ev = _fixture_evaluation("cub", v, None) if cfg.dataset == "cub" else \
+            _evaluation(v, 0.1, 1.0, 1.0) if cfg.dataset == "polymnist-mini" else _fixture_evaluation("celeba", v)
+        _write(tmp_path, cfg, ev)
+    s = X.render("hel-table5", "cpu", tmp_path)
+    assert s["runs_found"] == 70
+    rows = s["selection"]["polymnist"]["rows"]
+    assert rows["helvae"]["ours_beta"] == 2.5 and rows["helvae"]["paper_beta"] == 5.0
+    assert s["selection"]["polymnist"]["agree"] == 4 and s["selection"]["polymnist"]["of"] == 7  # 2.5 in Table 5
+    assert s["selection"]["celeba"]["agree"] == 0 and s["selection"]["cub"]["rows"]["mopoe"]["ours_beta"] == 2.5
+    assert s["paper_rule_check"] == {"table": "hel-table8", "criterion": "coherence/conditional", "agree": 3, "of": 7}
+    assert X.select_beta({1.0: 0.5, 2.5: 0.5, 5.0: None}) == 1.0 and X.select_beta({1.0: None}) is None
+    md = (tmp_path / "hel-table5.md").read_text()
+    assert "| helvae | 5 | 2.5 |" in md and "3 of 7 methods" in md
+    assert (tmp_path / "hel-table5.csv").read_text().count("\n") == 1 + 7 * (4 + 3 + 3)
+
+
+def test_missing_data_set_stops_reproduce_before_training(tmp_path, monkeypatch, capsys):
+    from poolvae import datasets as ds
+
+    monkeypatch.setattr(ds, "DATA_DIR", tmp_path / "data")
+    with pytest.raises(FileNotFoundError) as expected:
+        ds.get_dataset("mnist-svhn-text", "train", scale="ci")
+
+    def no_training(*a, **k):
+        raise AssertionError("training started before the data sets were checked")
+
+    monkeypatch.setattr(X, "run_one", no_training)
+    with pytest.raises(FileNotFoundError) as err:
+        X.reproduce("wb-table1", "ci", results_dir=tmp_path)
+    assert str(err.value) == str(expected.value) and "Get it from" in str(err.value)
+    assert X.main(["reproduce", "wb-table2", "--scale", "ci"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {expected.value}"
+
+
+def test_list_shows_every_item_with_its_status(capsys):
+    assert X.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for item in [*X.EXPERIMENTS, *X.ELSEWHERE]:
+        assert f"\n{item} " in "\n" + out
+    assert "status:" in out and "hel-table6" in out

@@ -34,10 +34,10 @@ def test_trained_item_without_results_is_skipped_with_the_reason(tmp_path, capsy
 
 
 def test_trained_item_with_results_but_no_drawer_is_skipped(tmp_path, capsys):
-    (tmp_path / "hel-fig9.json").write_text("{}")
-    figures.main(["--only", "hel-fig9", "--results-dir", str(tmp_path), "--figures-dir", str(tmp_path)])
+    (tmp_path / "hel-fig10.json").write_text("{}")
+    figures.main(["--only", "hel-fig10", "--results-dir", str(tmp_path), "--figures-dir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert "skipped hel-fig9:" in out and "exists but no drawing function is registered yet" in out
+    assert "skipped hel-fig10:" in out and "exists but no drawing function is registered yet" in out
 
 
 def test_registry_kinds_and_unknown_ids():
