@@ -56,7 +56,13 @@ def test_every_toc_entry_exists_and_every_chapter_is_listed():
     assert not missing, f"listed in _toc.yml but not in book/: {missing}"
     unlisted = [p.stem for p in NOTEBOOKS if p.stem not in files]
     assert not unlisted, f"chapters not listed in _toc.yml: {unlisted}"
-    assert len(NOTEBOOKS) >= 7
+    assert len(NOTEBOOKS) >= 10
+
+
+def test_chapters_are_numbered_in_reading_order():
+    """The toc lists the chapters NN_* as 01, 02, ... without gaps, in that order."""
+    numbers = [int(f[:2]) for f in _toc_files() if re.match(r"\d\d_", f)]
+    assert numbers == list(range(1, len(numbers) + 1)), f"chapter numbers in _toc.yml: {numbers}"
 
 
 def test_config_builds_offline_from_stored_outputs():
