@@ -12,8 +12,10 @@ the optimiser, the random state and the position inside the epoch, and the data 
 is drawn from a generator seeded by (seed, epoch). The scale level in the path is an addition to
 DESIGN.md's layout so that runs of different scales can never be mixed up.
 
-Scales: ``ci`` (seconds, tests), ``cpu`` (PolyMNIST-mini in about five minutes on two cores),
-``paper`` (the appendix settings of the papers; GPUs and downloaded data sets).
+Scales: ``ci`` (seconds, tests), ``cpu`` (PolyMNIST-mini in about five minutes on two cores; the other
+data sets as seeded subsets in a few minutes), ``paper`` (the appendix settings of the papers; GPUs and
+downloaded data sets). Every data set gets its own encoder/decoder family (:func:`poolvae.networks.networks_for`).
+Data sets are read from ``poolvae.datasets.DATA_DIR`` (``<repo>/data``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from . import datasets as ds
 from .artefacts import REPO_ROOT, RESULTS_DIR, provenance, read_json, write_json
 from .configs import typed
 from .models import METHODS, Modality, MultimodalVAE
-from .networks import ARCHITECTURES, make_networks
+from .networks import DATASET_ARCH, architectures_for, networks_for
 
 SCALES = ("ci", "cpu", "paper")
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
@@ -50,7 +52,7 @@ class TrainConfig:
     beta: float = 1.0  # weight of the KL term
     seed: int = 0  # seeds data order, initialisation and sampling
     scale: str = "cpu"  # ci | cpu | paper
-    arch: str = "conv28"  # encoder/decoder family (poolvae.networks.ARCHITECTURES)
+    arch: str = "conv28"  # encoder/decoder family; PolyMNIST: conv28 | res28, others: poolvae.networks.DATASET_ARCH
     width: int = 32  # base channel count of the networks
     latent_dim: int = 64  # shared latent size D
     private_dim: int = 0  # modality-specific latent size (MMVAE+)
@@ -73,11 +75,43 @@ SCALE_DEFAULTS: dict[tuple[str, str], dict] = {
     ("polymnist-mini", "cpu"): dict(latent_dim=64, width=16, epochs=20, batch_size=32, lr=1e-3),
     # HEL appendix B.3: 500 epochs, lr 5e-4, latent 512, batch 256, ResNet networks (Daunhawer et al.)
     ("polymnist", "paper"): dict(arch="res28", latent_dim=512, width=32, epochs=500, batch_size=256, lr=5e-4),
+    # The other data sets: ci is a few tiny steps; cpu trains on a seeded subset (train_limit rows, drawn by the
+    # data set from its own seed, the same for every run seed) in a few minutes on two cores. The times below are
+    # the fastest steps on one thread of a shared two-core machine, HELVAE and MMVAE+, synthetic batches.
+    ("mnist-svhn-text", "ci"): dict(latent_dim=8, width=4, epochs=2, batch_size=32, train_limit=128, test_limit=32),
+    # the paper's networks (width 32) and latent size; 1,878 steps of batch 64 at 75-155 ms: 2-5 minutes
+    ("mnist-svhn-text", "cpu"): dict(latent_dim=20, width=32, epochs=6, batch_size=64, lr=1e-3, train_limit=20000,
+                                     test_limit=2000),
+    # WB App. B.2: 150 epochs, Adam lr 1e-3, batch 256, latent 20, networks of Sutter et al. (2021) (width 32);
+    # the paper's beta is 5 (a run argument, not a default here)
+    ("mnist-svhn-text", "paper"): dict(latent_dim=20, width=32, epochs=150, batch_size=256, lr=1e-3),
+    ("celeba", "ci"): dict(latent_dim=8, width=4, epochs=2, batch_size=16, train_limit=64, test_limit=16),
+    # width 16 instead of the paper's 128 (43M image-network parameters at 128); 500 steps at 180-290 ms plus
+    # decoding 16,000 JPEGs: 3-4 minutes
+    ("celeba", "cpu"): dict(latent_dim=32, width=16, epochs=4, batch_size=32, lr=1e-3, train_limit=4000,
+                            test_limit=500),
+    # HEL App. B.3: 200 epochs, lr 1e-4, batch 256, latent 32, residual networks of Sutter et al. (2020)
+    # (DIM 128). WB App. B.3 trained 150 epochs at lr 1e-3 (same batch, latent, networks); one run serves both
+    # papers' tables, so HEL's schedule is the default. Both add a 32-d modality-specific latent per modality,
+    # which the model here has only for MMVAE+ (METHOD_DEFAULTS).
+    ("celeba", "paper"): dict(latent_dim=32, width=128, epochs=200, batch_size=256, lr=1e-4),
+    ("cub", "ci"): dict(latent_dim=8, width=4, epochs=2, batch_size=16, train_limit=64, test_limit=16),
+    # width 16 instead of the paper's 64; 282 steps at 570-710 ms: 3-4 minutes
+    ("cub", "cpu"): dict(latent_dim=64, width=16, epochs=3, batch_size=32, lr=5e-4, train_limit=3000,
+                         test_limit=500),
+    # HEL App. B.3: lr 5e-4, latent 64, MMVAE+ networks (ResNet image, CNN text; width 64); MVAE, MoPoE, MWBVAE,
+    # CoDEVAE and HELVAE 150 epochs at batch 128 (MMVAE, MMVAE+: METHOD_DEFAULTS)
+    ("cub", "paper"): dict(latent_dim=64, width=64, epochs=150, batch_size=128, lr=5e-4),
 }
 METHOD_DEFAULTS: dict[tuple[str, str], dict] = {
     # HEL B.3: MMVAE and MMVAE+ 150 epochs; MMVAE latent 160; MMVAE+ shared and private latents 32 each
     ("polymnist", "mmvae"): dict(epochs=150, latent_dim=160),
     ("polymnist", "mmvaeplus"): dict(epochs=150, latent_dim=32, private_dim=32),
+    # HEL B.3: MMVAE and MMVAE+ 50 epochs, K = 10 with DReG, batch 32; MMVAE+ shared 48 and private 16
+    ("cub", "mmvae"): dict(epochs=50, K=10, dreg=True, batch_size=32),
+    ("cub", "mmvaeplus"): dict(epochs=50, K=10, dreg=True, batch_size=32, latent_dim=48, private_dim=16),
+    # HEL / WB B.3: a 32-d modality-specific latent beside the 32-d shared one (Sutter et al., 2020)
+    ("celeba", "mmvaeplus"): dict(latent_dim=32, private_dim=32),
 }
 
 
@@ -93,12 +127,12 @@ def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: 
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     if dataset not in ds.DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; valid: {', '.join(ds.DATASETS)}")
-    values: dict = {}
     base = "polymnist" if dataset.startswith("polymnist") else dataset
+    values: dict = {} if base == "polymnist" else {"arch": DATASET_ARCH[dataset]}
     values.update(SCALE_DEFAULTS.get((dataset, scale), SCALE_DEFAULTS.get((base, scale), {})))
     if scale == "paper":
         values.update(METHOD_DEFAULTS.get((base, method), {}))
-    elif METHODS[method].private:  # MMVAE+ needs private latents at every scale
+    if METHODS[method].private and not values.get("private_dim"):  # MMVAE+ needs private latents at every scale
         values["private_dim"] = max(values.get("latent_dim", 64) // 2, 2)
         values["latent_dim"] = max(values.get("latent_dim", 64) // 2, 2)
     values.update(fields)
@@ -109,8 +143,9 @@ def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: 
 def _typed(values: dict) -> TrainConfig:
     """Build a TrainConfig, converting strings to each field's type; unknown keys are errors."""
     cfg = typed(TrainConfig, values)
-    if cfg.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown arch {cfg.arch!r}; valid: {', '.join(ARCHITECTURES)}")
+    valid = architectures_for(cfg.dataset)
+    if cfg.arch not in valid:
+        raise ValueError(f"unknown arch {cfg.arch!r} for {cfg.dataset}; valid: {', '.join(valid)}")
     return cfg
 
 
@@ -120,18 +155,26 @@ def run_path(cfg: TrainConfig) -> Path:
 
 
 def build_model(cfg: TrainConfig, spec) -> MultimodalVAE:
-    """The model of a run, initialised from ``cfg.seed``."""
+    """The model of a run, initialised from ``cfg.seed``; each modality gets its data set's networks."""
     torch.manual_seed(cfg.seed)
     weights = ds.likelihood_weights(spec)
-    nets = [make_networks(cfg.arch, cfg.latent_dim, cfg.private_dim, m.shape[0], cfg.width) for m in spec.modalities]
+    nets = [networks_for(m, cfg.dataset, cfg.latent_dim, cfg.private_dim, cfg.width, cfg.arch)
+            for m in spec.modalities]
     mods = [Modality(m.name, m.likelihood, weights[m.name]) for m in spec.modalities]
     return MultimodalVAE([n[0] for n in nets], [n[1] for n in nets], mods, cfg.method, cfg.latent_dim,
                          cfg.private_dim, cfg.beta, cfg.K, cfg.dreg, cfg.rho)
 
 
 def load_data(cfg: TrainConfig, split: str):
-    """The data set split of a run, cut to ``train_limit`` / ``test_limit`` rows when set."""
+    """The data set split of a run, cut to ``train_limit`` / ``test_limit`` rows when set.
+
+    PolyMNIST(-mini) keeps the first rows. The other data sets keep a seeded random subset drawn by the data set
+    (its ``limit`` option, seed 0 whatever the run's seed): their files are sorted by class or identity, so the
+    first rows would hold a few classes only.
+    """
     limit = cfg.train_limit if split == "train" else cfg.test_limit
+    if limit and not cfg.dataset.startswith("polymnist"):
+        return ds.get_dataset(cfg.dataset, split, scale=cfg.scale, limit=limit)
     data = ds.get_dataset(cfg.dataset, split, scale=cfg.scale)
     if limit and limit < len(data):
         data = torch.utils.data.Subset(data, range(limit))
@@ -225,7 +268,11 @@ def train(cfg: TrainConfig, results_dir: Path = RESULTS_DIR / "runs", checkpoint
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_data, test_data = load_data(cfg, "train"), load_data(cfg, "test")
-    spec = ds.get_dataset(cfg.dataset, "test", scale=cfg.scale).spec
+    if len(train_data) % cfg.batch_size == 1 and cfg.arch == "sutter-celeba":
+        # Sutter et al.'s CelebA networks batch-normalise 1x1 features: a batch of one has no statistics to train on
+        raise ValueError(f"{cfg.dataset}: {len(train_data)} training rows leave a last batch of one row at batch "
+                         f"size {cfg.batch_size}, which batch norm cannot train on; change batch_size or train_limit")
+    spec = (test_data.dataset if isinstance(test_data, torch.utils.data.Subset) else test_data).spec
     model = build_model(cfg, spec)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     config = dataclasses.asdict(cfg)
