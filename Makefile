@@ -34,8 +34,8 @@ test-fast: setup  ## Run the tests without the slow ones
 lint: setup  ## Check style with ruff
 	$(PY) -m ruff check code tests
 
-bench: setup  ## Time every pooling rule (forward+backward) and write results/bench/aggregators.json
-	$(PY) -m poolvae.bench --seed $(SEED)
+bench: setup  ## Time every pooling rule (forward+backward; a few also compiled) -> results/bench/aggregators.json
+	$(PY) -m poolvae.bench --seed $(SEED) --threads 1 --compiled hellinger wb moe
 
 clean-venv:  ## Remove the virtual environment
 	rm -rf $(VENV)

@@ -8,6 +8,10 @@ between machines. Mixtures over subsets hold 2^M - 1 pooled components; where th
 exceed ``--max-gib`` they are skipped and the JSON says so. The growth exponent of each rule in M (the
 slope of log time against log M) is fitted too: Hellinger's is about 2 (pairs), never exponential.
 Results go to ``results/bench/aggregators.json``.
+
+``--compiled poe hellinger ...`` also times those rules through :func:`poolvae.aggregators.compiled`
+(``torch.compile``) at ``--compiled-M`` (default 5), in the same run, as ratios to the eager and to the
+compiled PoE; compiling takes seconds to a minute per rule and shape on a CPU, so only a few are timed.
 """
 
 from __future__ import annotations
@@ -34,19 +38,19 @@ def _loss(out) -> torch.Tensor:
     return out.mu.sum() + out.logvar.sum() + torch.where(torch.isfinite(out.log_weights), out.log_weights, 0).sum()
 
 
-def time_rule(rule: str, M: int, B: int, D: int, repeats: int, seed: int) -> float:
-    """Median seconds of forward + backward of ``rule`` on random experts (M, B, D)."""
+def time_rule(rule: str, M: int, B: int, D: int, repeats: int, seed: int, compiled: bool = False) -> float:
+    """Median seconds of forward + backward of ``rule`` (eager, or compiled) on random experts (M, B, D)."""
     g = torch.Generator().manual_seed(seed)
     mu = torch.randn(M, B, D, generator=g).requires_grad_()
     logvar = (torch.randn(M, B, D, generator=g) - 1.0).requires_grad_()
-    fn = agg.get_pool(rule)
+    fn = agg.compiled(rule) if compiled else agg.get_pool(rule)
     times = []
     with agg.checks(False):
         for r in range(repeats + 1):
             mu.grad = logvar.grad = None
             t0 = time.perf_counter()
             _loss(fn(mu, logvar)).backward()
-            if r:  # the first call is a warm-up
+            if r:  # the first call is a warm-up (and, compiled, the compilation)
                 times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -56,9 +60,26 @@ def mixture_gib(M: int, B: int, D: int) -> float:
     return 6 * M * (2**M - 1) * B * D * 4 / 2**30
 
 
+def run_compiled(rules, ms=(5,), B: int = 256, D: int = 512, repeats: int = 5, seed: int = 0) -> dict:
+    """Time ``rules`` compiled and PoE eager and compiled at each M; seconds and both ratios per rule and M."""
+    out: dict[str, dict] = {"rules": list(rules), "M": list(ms), "seconds": {}, "ratio_to_eager_poe": {},
+                            "ratio_to_compiled_poe": {}}
+    for M in ms:
+        eager = time_rule("poe", M, B, D, repeats, seed)
+        base = time_rule("poe", M, B, D, repeats, seed, compiled=True)
+        for rule in dict.fromkeys(["poe", *rules]):
+            t = base if rule == "poe" else time_rule(rule, M, B, D, repeats, seed, compiled=True)
+            out["seconds"].setdefault(rule, {})[str(M)] = t
+            out["ratio_to_eager_poe"].setdefault(rule, {})[str(M)] = t / eager
+            out["ratio_to_compiled_poe"].setdefault(rule, {})[str(M)] = t / base
+            print(f"M={M:2d} {rule + ' (compiled)':23s} {1e3 * t:9.2f} ms  x{t / base:6.2f} compiled PoE  "
+                  f"x{t / eager:6.2f} eager PoE", flush=True)
+    return out
+
+
 def run(ms=(2, 3, 5, 8, 12), B: int = 256, D: int = 512, repeats: int = 5, seed: int = 0,
-        max_gib: float = 2.0, rules=None) -> dict:
-    """Time every rule at every M; return the results dictionary written to JSON."""
+        max_gib: float = 2.0, rules=None, compiled_rules=(), compiled_ms=(5,)) -> dict:
+    """Time every rule at every M (and ``compiled_rules`` compiled at ``compiled_ms``); the JSON's dictionary."""
     rules = sorted(agg.POOLS) if rules is None else list(rules)
     rows: dict[str, dict[str, float | str]] = {r: {} for r in rules}
     for M in ms:
@@ -79,7 +100,7 @@ def run(ms=(2, 3, 5, 8, 12), B: int = 256, D: int = 512, repeats: int = 5, seed:
         if len(pts) >= 2:
             x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
             growth[r] = float(np.polyfit(x, y, 1)[0])
-    return {
+    result = {
         "item": "bench-aggregators",
         "description": "forward+backward seconds per call of each pooling rule and ratio to PoE in the same run",
         "B": B, "D": D, "M": list(ms), "repeats": repeats,
@@ -89,6 +110,9 @@ def run(ms=(2, 3, 5, 8, 12), B: int = 256, D: int = 512, repeats: int = 5, seed:
         "threads": torch.get_num_threads(),
         "provenance": provenance(seed=seed, scale="bench"),
     }
+    if compiled_rules:
+        result["compiled"] = run_compiled(compiled_rules, compiled_ms, B, D, repeats, seed)
+    return result
 
 
 def main(argv=None) -> None:
@@ -101,12 +125,15 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gib", type=float, default=2.0)
     p.add_argument("--rules", nargs="+", default=None, choices=sorted(agg.POOLS))
+    p.add_argument("--compiled", nargs="*", default=[], choices=sorted(agg.POOLS), metavar="RULE",
+                   help="also time these rules through torch.compile (with PoE as the baseline)")
+    p.add_argument("--compiled-M", type=int, nargs="+", default=[5])
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "bench" / "aggregators.json")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    res = run(a.M, a.B, a.D, a.repeats, a.seed, a.max_gib, a.rules)
+    res = run(a.M, a.B, a.D, a.repeats, a.seed, a.max_gib, a.rules, a.compiled, a.compiled_M)
     write_json(a.out, res)
     print("growth exponent in M:", {k: round(v, 2) for k, v in res["growth_exponent_in_M"].items()})
     print(f"wrote {a.out}")

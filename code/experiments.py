@@ -329,7 +329,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (
                "HELVAE with uniform vs learned pooling weights at beta 5 (HEL Table 7)", paper_item="hel-table7"),
     Experiment("wb-fig3", "figure", "polymnist", WB_METHODS, (2.5,), ("latent", "coherence", "log_likelihood"),
                "PolyMNIST latent accuracy, coherence and log-likelihood by number of inputs (WB Fig. 3); "
-               "beta 2.5, shared with hel-fig5 (the barycentric paper does not state its beta)", curves=True),
+               "beta 2.5 as WB App. B.1 states, shared with hel-fig5", curves=True),
     Experiment("hel-fig4", "figure", "polymnist", POLYMNIST_METHODS, (1.0, 2.5, 5.0, 10.0), (),
                "PolyMNIST: the second modality generated from the other four, each model at its best beta "
                "(HEL Fig. 4); below paper scale all at beta 2.5", cpu_betas=(2.5,),

@@ -123,11 +123,13 @@ class MultimodalVAE(nn.Module):
         dreg: use the DReG estimator in the ``iwae`` objective (else plain IWAE).
         rho: CoDE correlation between experts.
         aux_std: standard deviation of MMVAE+'s auxiliary prior on private latents.
+        compile_pool: run the pooling rule through ``torch.compile`` (:func:`poolvae.aggregators.compiled`):
+            the same numbers with fused kernels; the first batch of each shape compiles.
     """
 
     def __init__(self, encoders, decoders, modalities: list[Modality], method: str, latent_dim: int,
                  private_dim: int = 0, beta: float = 1.0, K: int = 1, dreg: bool = True, rho: float = 0.5,
-                 aux_std: float = 1.0):
+                 aux_std: float = 1.0, compile_pool: bool = False):
         super().__init__()
         self.spec = get_method(method)
         if len(encoders) != len(modalities) or len(decoders) != len(modalities):
@@ -140,7 +142,8 @@ class MultimodalVAE(nn.Module):
         self.modalities = list(modalities)
         self.M, self.D, self.Dp = len(modalities), latent_dim, private_dim
         self.beta, self.K, self.dreg, self.rho, self.aux_std = beta, K, dreg, rho, aux_std
-        self.pool = agg.get_pool(self.spec.pool)
+        self.compile_pool = compile_pool
+        self.pool = agg.compiled(self.spec.pool) if compile_pool else agg.get_pool(self.spec.pool)
         self.pool_logits = nn.Parameter(torch.zeros(self.M)) if self.spec.learn_pool_weights else None
         n_sub = 2**self.M - 1
         self.subset_logits = nn.Parameter(torch.zeros(n_sub)) if self.spec.learn_subset_weights else None
@@ -164,14 +167,12 @@ class MultimodalVAE(nn.Module):
         """The method's joint posterior of the shared latent from experts (M, B, D) and mask (M, B)."""
         name = self.spec.pool
         if name == "poe":
-            return agg.poe(mu, logvar, mask, prior_expert=self.spec.prior_expert)
+            return self.pool(mu, logvar, mask, prior_expert=self.spec.prior_expert)
         if name == "hellinger":
-            return agg.hellinger(mu, logvar, mask, weights=self.pooling_weights())
+            return self.pool(mu, logvar, mask, weights=self.pooling_weights())
         if name == "mocode":
             w = None if self.subset_logits is None else torch.softmax(self.subset_logits, 0)
-            return agg.mocode(mu, logvar, mask, subset_weights=w, rho=self.rho)
-        if name == "mopoe":
-            return agg.mopoe(mu, logvar, mask)
+            return self.pool(mu, logvar, mask, subset_weights=w, rho=self.rho)
         return self.pool(mu, logvar, mask)
 
     # ------------------------------------------------------------------ decoding

@@ -24,3 +24,26 @@ def test_training_cost_table_at_ci_scale():
     assert res["methods"]["helvae"]["ratio_to_helvae"] == 1.0
     assert res["methods"]["wbvae"]["seconds_per_batch"] > 0
     assert 0 < res["helvae_pooling_share_of_step"] < 1
+
+
+def test_compiled_rules_give_the_eager_numbers_and_are_benchmarked_against_both_poes():
+    """torch.compile fuses kernels but must not change the pooled moments or their gradients."""
+    import torch
+
+    from poolvae import aggregators as agg
+
+    res = bench.run_compiled(["hellinger"], ms=(3,), B=4, D=8, repeats=1)
+    assert set(res["seconds"]) == {"poe", "hellinger"}
+    assert res["ratio_to_compiled_poe"]["poe"]["3"] == 1.0
+    assert res["ratio_to_eager_poe"]["hellinger"]["3"] > 0
+    g = torch.Generator().manual_seed(3)
+    mu = torch.randn(3, 4, 8, generator=g, requires_grad=True)
+    lv = (3 * torch.randn(3, 4, 8, generator=g)).requires_grad_()
+    outs = []
+    for fn in (agg.hellinger, agg.compiled("hellinger")):
+        mu.grad = lv.grad = None
+        q = fn(mu, lv)
+        (q.mu.square().sum() + q.logvar.sum()).backward()
+        outs.append((q.mu.detach(), q.logvar.detach(), mu.grad.clone(), lv.grad.clone()))
+    for eager, comp in zip(*outs, strict=True):
+        torch.testing.assert_close(comp, eager, rtol=1e-5, atol=1e-5)

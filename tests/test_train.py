@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from data_fixtures import make_celeba_fixture, make_cub_fixture, make_mst_fixture
 
 from poolvae import datasets as D
 from poolvae import networks as N
@@ -46,6 +45,17 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, method):
     mb = json.loads(metrics.read_text())
     assert mb["finished"] and len(mb["epochs"]) == 2
     assert ma["final"]["test_objective"] == pytest.approx(mb["final"]["test_objective"], rel=1e-5)
+
+
+def test_a_finished_run_of_another_config_is_not_reused(tmp_path, capsys):
+    cfg = _cfg(epochs=1)
+    T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False)
+    longer = _cfg(epochs=2)  # same folder (method, beta, seed), more epochs: must not pass for the finished run
+    with pytest.raises(ValueError, match=r"another config \(epochs: 1 there, 2 here\).*delete"):
+        T.train(longer, tmp_path / "runs", tmp_path / "ckpt", progress=False)
+    # threads only changes how the run executes: the finished run is still this run
+    T.train(_cfg(epochs=1, threads=2), tmp_path / "runs", tmp_path / "ckpt", progress=False)
+    assert "skip" in capsys.readouterr().out
 
 
 def test_finished_run_is_skipped(tmp_path, capsys):
@@ -101,25 +111,6 @@ ENCODERS = {"mnist-svhn-text": ("MnistEncoderFC", "SvhnEncoder32", "CharEncoder8
             "celeba": ("CelebAImageEncoder64", "CelebATextEncoder256"), "cub": ("CubImageEncoder64", "CubTextEncoder")}
 
 
-@pytest.fixture(scope="module")
-def fixture_root(tmp_path_factory):
-    """One data folder with the three fixtures, built once for the module."""
-    root = tmp_path_factory.mktemp("data")
-    make_mst_fixture(root)
-    make_celeba_fixture(root)
-    make_cub_fixture(root)
-    return root
-
-
-@pytest.fixture
-def data_root(fixture_root, monkeypatch):
-    """Point the loaders' default data folder at the fixtures; a fixture's SVHN file cannot pass the MD5 check."""
-    monkeypatch.setattr(D, "DATA_DIR", fixture_root)
-    load_svhn = D._load_svhn
-    monkeypatch.setattr(D, "_load_svhn", lambda root, split, check_md5: load_svhn(root, split, False))
-    return fixture_root
-
-
 def _norm(module) -> float:
     """Sum of the absolute gradients of a module's parameters."""
     return sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
@@ -127,7 +118,7 @@ def _norm(module) -> float:
 
 @pytest.mark.parametrize("dataset", OTHER)
 @pytest.mark.parametrize("method", list(METHODS))
-def test_every_method_trains_on_every_data_set(data_root, dataset, method):
+def test_every_method_trains_on_every_data_set(fixture_data_root, dataset, method):
     cfg = T.make_config(dataset, method, "ci", overrides={"batch_size": 6, "train_limit": 12})
     data = T.load_data(cfg, "train")
     spec = data.spec
@@ -155,7 +146,7 @@ def test_every_method_trains_on_every_data_set(data_root, dataset, method):
 
 
 @pytest.mark.parametrize("dataset", OTHER)
-def test_a_ci_run_on_each_data_set_finishes_and_learns(data_root, tmp_path, dataset):
+def test_a_ci_run_on_each_data_set_finishes_and_learns(fixture_data_root, tmp_path, dataset):
     cfg = T.make_config(dataset, "helvae", "ci", overrides={"threads": 1})
     assert cfg.arch == N.DATASET_ARCH[dataset] and (cfg.latent_dim, cfg.width) == (8, 4)
     run = T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False)
@@ -181,7 +172,7 @@ def test_a_ci_run_on_each_data_set_finishes_and_learns(data_root, tmp_path, data
     assert loss().item() < first
 
 
-def test_other_data_sets_keep_a_seeded_random_subset(data_root):
+def test_other_data_sets_keep_a_seeded_random_subset(fixture_data_root):
     # CUB's fixture: 20 captions of class 0, then 10 of class 2. The first 12 rows would all be class 0.
     cfg = T.make_config("cub", "helvae", "ci", overrides={"train_limit": 12})
     data = T.load_data(cfg, "train")
@@ -191,7 +182,7 @@ def test_other_data_sets_keep_a_seeded_random_subset(data_root):
     assert [int(again[i][1]) for i in range(12)] == labels  # the same rows whatever the run seed
 
 
-def test_a_last_batch_of_one_row_is_refused_on_celeba(data_root, tmp_path):
+def test_a_last_batch_of_one_row_is_refused_on_celeba(fixture_data_root, tmp_path):
     cfg = T.make_config("celeba", "helvae", "ci", overrides={"batch_size": 2})  # 3 training rows: 2 + 1
     with pytest.raises(ValueError, match="last batch of one row"):
         T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False)
