@@ -114,7 +114,7 @@ evaluate: setup  ## Evaluate a trained run -> its evaluation.json: make evaluate
 	$(PY) -m poolvae.evaluate $(if $(RUN),$(RUN),results/runs/$(SCALE)/$(DATASET)/$(METHOD)/beta=$$(printf '%g' $(BETA))/seed=$(SEED))
 
 reproduce-hel-table6: setup  ## HEL Table 6, seconds per training batch of every method (same networks, batch, machine)
-	$(PY) -m poolvae.timing --scale $(SCALE) --dataset $(DATASET) --seed $(SEED)
+	$(PY) -m poolvae.timing --scale $(SCALE) --dataset $(DATASET) --seed $(SEED) --threads 1
 
 reproduce-table6: reproduce-hel-table6  ## Same as reproduce-hel-table6 (no prefix means the HELVAE paper)
 

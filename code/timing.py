@@ -3,11 +3,12 @@
     python -m poolvae.timing --scale cpu [--steps 10] [--methods helvae mopoe ...]
 
 Every method is built from the same run config (data set, architecture, latent size, batch size of
-the given scale), trained for a few warm-up steps and then timed over ``--steps`` optimiser steps
-(forward, backward, Adam) on real batches; the median is reported, with the ratio to HELVAE measured
-in the same run. The share of HELVAE's step spent in the Hellinger pooling itself (forward and
-backward on the step's expert shapes) is reported too. Writes ``results/hel-table6.json``; the paper's
-own numbers (A100 GPUs) are in ``results/paper/`` and are not comparable in seconds, only in ranking.
+the given scale), trained for a few warm-up steps and then timed over ``--rounds`` interleaved rounds
+of ``--steps`` optimiser steps each (forward, backward, Adam) on real batches; the median is reported,
+with the ratio to HELVAE measured in the same run. The share of HELVAE's step spent in the Hellinger
+pooling itself (forward and backward on the step's expert shapes) is reported too. Writes
+``results/hel-table6.json``; the paper's own numbers (A100 GPUs) are in ``results/paper/`` and are not
+comparable in seconds, only in ranking.
 """
 
 from __future__ import annotations
@@ -24,27 +25,38 @@ from .models import METHODS
 from .train import batches, build_model, load_data, make_config
 
 
-def time_method(method: str, scale: str, steps: int, warmup: int, seed: int, dataset: str) -> dict:
-    """Median seconds per training step of ``method`` and the pooling share for Gaussian pools."""
-    cfg = make_config(dataset, method, scale, seed=seed)
-    data = load_data(cfg, "train")
-    model = build_model(cfg, data.dataset.spec if isinstance(data, torch.utils.data.Subset) else data.spec)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    it = batches(data, cfg.batch_size, seed, 0)
-    fixed = [next(it)[1] for _ in range(min(warmup + steps, 4))]  # a few real batches, reused
-    times = []
-    with agg.checks(False):
-        for s in range(warmup + steps):
-            mods = fixed[s % len(fixed)]
-            t0 = time.perf_counter()
-            out = model(mods)
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
-            if s >= warmup:
-                times.append(time.perf_counter() - t0)
-    return {"seconds_per_batch": statistics.median(times), "batch_size": cfg.batch_size,
-            "latent_dim": cfg.latent_dim, "arch": cfg.arch, "K": cfg.K, "config": cfg.__dict__}
+class _Stepper:
+    """One method's model, optimiser and a few fixed real batches, ready to time training steps."""
+
+    def __init__(self, method: str, scale: str, seed: int, dataset: str, n_batches: int = 4):
+        self.cfg = make_config(dataset, method, scale, seed=seed)
+        data = load_data(self.cfg, "train")
+        spec = data.dataset.spec if isinstance(data, torch.utils.data.Subset) else data.spec
+        self.model = build_model(self.cfg, spec)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        it = batches(data, self.cfg.batch_size, seed, 0)
+        self.fixed = [next(it)[1] for _ in range(n_batches)]  # a few real batches, reused
+        self.times: list[float] = []
+        self.calls = 0
+
+    def step(self, record: bool) -> None:
+        """One optimiser step (forward, backward, Adam); its wall time is kept when ``record``."""
+        mods = self.fixed[self.calls % len(self.fixed)]
+        self.calls += 1
+        t0 = time.perf_counter()
+        out = self.model(mods)
+        self.opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        self.opt.step()
+        if record:
+            self.times.append(time.perf_counter() - t0)
+
+    def row(self) -> dict:
+        """The method's row of hel-table6."""
+        cfg = self.cfg
+        return {"seconds_per_batch": statistics.median(self.times), "batch_size": cfg.batch_size,
+                "latent_dim": cfg.latent_dim, "arch": cfg.arch, "K": cfg.K, "timed_steps": len(self.times),
+                "config": cfg.__dict__}
 
 
 def pooling_seconds(M: int, B: int, D: int, rule: str = "hellinger", repeats: int = 20) -> float:
@@ -63,17 +75,30 @@ def pooling_seconds(M: int, B: int, D: int, rule: str = "hellinger", repeats: in
 
 
 def run(scale: str = "cpu", methods=None, steps: int = 10, warmup: int = 3, seed: int = 0,
-        dataset: str = "polymnist-mini") -> dict:
-    """Time every method; return the hel-table6 results dictionary."""
+        dataset: str = "polymnist-mini", rounds: int = 5) -> dict:
+    """Time every method; return the hel-table6 results dictionary.
+
+    The methods are interleaved: ``rounds`` rounds, each timing ``steps`` steps of every method in turn,
+    so a change in the machine's load during the run (other processes, frequency scaling) falls on every
+    method alike instead of on whichever ran at that moment; the median over all timed steps is reported.
+    """
     methods = list(METHODS) if methods is None else list(methods)
-    rows = {}
-    for m in methods:
-        rows[m] = time_method(m, scale, steps, warmup, seed, dataset)
-        print(f"{m:15s} {rows[m]['seconds_per_batch']:.4f} s/batch", flush=True)
+    steppers = {m: _Stepper(m, scale, seed, dataset) for m in methods}
+    with agg.checks(False):
+        for st in steppers.values():
+            for _ in range(warmup):
+                st.step(record=False)
+        for r in range(rounds):
+            for st in steppers.values():
+                for _ in range(steps):
+                    st.step(record=True)
+            print(f"round {r + 1}/{rounds}: " + ", ".join(f"{m} {statistics.median(st.times):.4f}"
+                                                        for m, st in steppers.items()), flush=True)
+    rows = {m: st.row() for m, st in steppers.items()}
     ref = rows.get("helvae", {}).get("seconds_per_batch")
     for r in rows.values():
         r["ratio_to_helvae"] = r["seconds_per_batch"] / ref if ref else None
-    out = {"item": "hel-table6", "scale": scale, "dataset": dataset, "steps": steps, "warmup": warmup,
+    out = {"item": "hel-table6", "scale": scale, "dataset": dataset, "steps": steps, "rounds": rounds, "warmup": warmup,
            "threads": torch.get_num_threads(), "methods": rows}
     if "helvae" in rows:
         h = rows["helvae"]
@@ -93,10 +118,14 @@ def main(argv=None) -> None:
     p.add_argument("--methods", nargs="+", default=None, choices=list(METHODS))
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --steps steps per method")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output JSON (default results/hel-table6.json)")
     a = p.parse_args(argv)
-    res = run(a.scale, a.methods, a.steps, a.warmup, a.seed, a.dataset)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    res = run(a.scale, a.methods, a.steps, a.warmup, a.seed, a.dataset, a.rounds)
     path = a.out or RESULTS_DIR / "hel-table6.json"
     write_json(path, res)
     if "helvae_pooling_share_of_step" in res:

@@ -20,7 +20,8 @@ def test_mixture_working_set_grows_like_two_to_the_m():
 
 
 def test_training_cost_table_at_ci_scale():
-    res = timing.run("ci", methods=["helvae", "wbvae"], steps=1, warmup=1)
+    res = timing.run("ci", methods=["helvae", "wbvae"], steps=1, warmup=1, rounds=2)
+    assert res["methods"]["helvae"]["timed_steps"] == 2  # one step in each of two interleaved rounds
     assert res["methods"]["helvae"]["ratio_to_helvae"] == 1.0
     assert res["methods"]["wbvae"]["seconds_per_batch"] > 0
     assert 0 < res["helvae_pooling_share_of_step"] < 1
