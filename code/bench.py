@@ -38,21 +38,32 @@ def _loss(out) -> torch.Tensor:
     return out.mu.sum() + out.logvar.sum() + torch.where(torch.isfinite(out.log_weights), out.log_weights, 0).sum()
 
 
-def time_rule(rule: str, M: int, B: int, D: int, repeats: int, seed: int, compiled: bool = False) -> float:
-    """Median seconds of forward + backward of ``rule`` (eager, or compiled) on random experts (M, B, D)."""
+def time_rules(rules, M: int, B: int, D: int, repeats: int, seed: int, compiled: bool = False) -> dict[str, float]:
+    """Median seconds of forward + backward of each rule (eager, or compiled) on the same random experts (M, B, D).
+
+    The rules are interleaved, repeat by repeat, so that a change in the machine's load or in the memory
+    allocator's state falls on every rule alike rather than on whichever ran at that moment; each rule's
+    first call is a warm-up (and, compiled, the compilation).
+    """
     g = torch.Generator().manual_seed(seed)
     mu = torch.randn(M, B, D, generator=g).requires_grad_()
     logvar = (torch.randn(M, B, D, generator=g) - 1.0).requires_grad_()
-    fn = agg.compiled(rule) if compiled else agg.get_pool(rule)
-    times = []
+    fns = {r: agg.compiled(r) if compiled else agg.get_pool(r) for r in rules}
+    times: dict[str, list[float]] = {r: [] for r in rules}
     with agg.checks(False):
-        for r in range(repeats + 1):
-            mu.grad = logvar.grad = None
-            t0 = time.perf_counter()
-            _loss(fn(mu, logvar)).backward()
-            if r:  # the first call is a warm-up (and, compiled, the compilation)
-                times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for rep in range(repeats + 1):
+            for rule, fn in fns.items():
+                mu.grad = logvar.grad = None
+                t0 = time.perf_counter()
+                _loss(fn(mu, logvar)).backward()
+                if rep:
+                    times[rule].append(time.perf_counter() - t0)
+    return {r: statistics.median(t) for r, t in times.items()}
+
+
+def time_rule(rule: str, M: int, B: int, D: int, repeats: int, seed: int, compiled: bool = False) -> float:
+    """Median seconds of forward + backward of one ``rule`` (eager, or compiled) on random experts (M, B, D)."""
+    return time_rules([rule], M, B, D, repeats, seed, compiled)[rule]
 
 
 def mixture_gib(M: int, B: int, D: int) -> float:
@@ -66,9 +77,9 @@ def run_compiled(rules, ms=(5,), B: int = 256, D: int = 512, repeats: int = 5, s
                             "ratio_to_compiled_poe": {}}
     for M in ms:
         eager = time_rule("poe", M, B, D, repeats, seed)
-        base = time_rule("poe", M, B, D, repeats, seed, compiled=True)
-        for rule in dict.fromkeys(["poe", *rules]):
-            t = base if rule == "poe" else time_rule(rule, M, B, D, repeats, seed, compiled=True)
+        timed = time_rules(dict.fromkeys(["poe", *rules]), M, B, D, repeats, seed, compiled=True)
+        base = timed["poe"]
+        for rule, t in timed.items():
             out["seconds"].setdefault(rule, {})[str(M)] = t
             out["ratio_to_eager_poe"].setdefault(rule, {})[str(M)] = t / eager
             out["ratio_to_compiled_poe"].setdefault(rule, {})[str(M)] = t / base
@@ -77,18 +88,22 @@ def run_compiled(rules, ms=(5,), B: int = 256, D: int = 512, repeats: int = 5, s
     return out
 
 
-def run(ms=(2, 3, 5, 8, 12), B: int = 256, D: int = 512, repeats: int = 5, seed: int = 0,
+def run(ms=(2, 3, 5, 8, 12), B: int = 256, D: int = 512, repeats: int = 9, seed: int = 0,
         max_gib: float = 2.0, rules=None, compiled_rules=(), compiled_ms=(5,)) -> dict:
     """Time every rule at every M (and ``compiled_rules`` compiled at ``compiled_ms``); the JSON's dictionary."""
     rules = sorted(agg.POOLS) if rules is None else list(rules)
     rows: dict[str, dict[str, float | str]] = {r: {} for r in rules}
+    light = [r for r in rules if r not in MIXTURE_RULES]
     for M in ms:
-        base = time_rule("poe", M, B, D, repeats, seed)
+        # the O(M) and O(M^2) rules interleaved with PoE; the mixtures over subsets, whose gigabytes would
+        # disturb the allocator between the light rules' calls, each on their own afterwards
+        timed = time_rules(dict.fromkeys(["poe", *light]), M, B, D, repeats, seed)
+        base = timed["poe"]
         for rule in rules:
             if rule in MIXTURE_RULES and mixture_gib(M, B, D) > max_gib:
                 rows[rule][str(M)] = f"skipped: about {mixture_gib(M, B, D):.1f} GiB for 2^M - 1 subsets"
                 continue
-            t = base if rule == "poe" else time_rule(rule, M, B, D, repeats, seed)
+            t = timed[rule] if rule in timed else time_rule(rule, M, B, D, repeats, seed)
             rows[rule][str(M)] = t
             print(f"M={M:2d} {rule:12s} {1e3 * t:9.2f} ms  x{t / base:6.2f} PoE", flush=True)
         rows.setdefault("_poe_seconds", {})[str(M)] = base
@@ -121,7 +136,7 @@ def main(argv=None) -> None:
     p.add_argument("--B", type=int, default=256)
     p.add_argument("--D", type=int, default=512)
     p.add_argument("--M", type=int, nargs="+", default=[2, 3, 5, 8, 12])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-gib", type=float, default=2.0)
     p.add_argument("--rules", nargs="+", default=None, choices=sorted(agg.POOLS))

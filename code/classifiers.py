@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every notebook
 
 from . import datasets as ds
 from .artefacts import REPO_ROOT, RESULTS_DIR, provenance, read_json, write_json

@@ -84,7 +84,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every notebook
 
 from . import datasets as ds
 from . import metrics as mt

@@ -221,8 +221,15 @@ def call(rule, mu, logvar, mask=None, weights=None):
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["gathered", "blocks"])
+def pair_path(request, monkeypatch):
+    """Run a Hellinger test through both ways of computing the pairs: one gathered block, or M - 1 blocks."""
+    monkeypatch.setattr(A, "BLOCK_PAIRS_FROM", 2**62 if request.param == "gathered" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("M, seed", [(1, 0), (2, 1), (3, 2), (4, 3), (5, 4)])
-def test_hellinger_moments_match_quadrature_1d(M, seed):
+def test_hellinger_moments_match_quadrature_1d(M, seed, pair_path):
     rng = np.random.default_rng(seed)
     m = rng.uniform(-2, 2, M)
     s = np.exp(rng.uniform(-1.0, 0.7, M))
@@ -244,7 +251,7 @@ def test_hellinger_moments_match_quadrature_1d(M, seed):
 
 
 @pytest.mark.parametrize("M, seed", [(2, 10), (3, 11), (4, 12)])
-def test_hellinger_moments_match_quadrature_2d(M, seed):
+def test_hellinger_moments_match_quadrature_2d(M, seed, pair_path):
     # diagonal experts on a product grid; the pooled density does not factorise over dimensions
     m, s, lam, (z1, z2), cell, log_q = random_2d_experts_on_grid(M, np.random.default_rng(seed), 801)
     p = np.exp(hellinger_log_density(log_q, lam))
@@ -262,7 +269,7 @@ def test_hellinger_moments_match_quadrature_2d(M, seed):
 
 
 @pytest.mark.parametrize("M, D, seed", [(2, 1, 0), (3, 3, 1), (4, 2, 2), (5, 4, 3)])
-def test_hellinger_uniform_weights_is_paper_step6(M, D, seed):
+def test_hellinger_uniform_weights_is_paper_step6(M, D, seed, pair_path):
     # HEL Appendix A.1 Step 6, term by term: c = M + 2 sum_{i<j} S_ij
     rng = np.random.default_rng(seed)
     mu = rng.normal(0, 1, (M, D))
@@ -290,7 +297,7 @@ def test_hellinger_uniform_weights_is_paper_step6(M, D, seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_hellinger_weighted_matches_eqs_16_20(seed):
+def test_hellinger_weighted_matches_eqs_16_20(seed, pair_path):
     M, B, D = 4, 3, 5
     mu, lv = random_experts(M, B, D, seed)
     w = random_weights((M, B), seed)
@@ -1051,7 +1058,24 @@ def test_large_latent_dimension(rule):
     _check_forward_backward(rule, mu, lv, None, _rule_weights(rule, (M,), 22))
 
 
-def test_hellinger_large_d_overlaps_in_log_space():
+@pytest.mark.parametrize("M", [2, 5, 9])
+def test_hellinger_blocks_and_gathered_pairs_agree_with_gradients(M, monkeypatch):
+    # the two ways of computing the pairs, at log-variances across [-30, 30], with a mask and weights
+    mu, lv = _extreme_inputs(M, 3, 6, seed=40 + M)
+    mask = torch.rand(M, 3, generator=torch.Generator().manual_seed(M)) > 0.3
+    w = torch.rand(M, generator=torch.Generator().manual_seed(M + 1)) + 0.1
+    results = []
+    for threshold in (2**62, 0):
+        monkeypatch.setattr(A, "BLOCK_PAIRS_FROM", threshold)
+        m, v, ww = mu.clone().requires_grad_(), lv.clone().requires_grad_(), w.clone().requires_grad_()
+        q = A.hellinger(m, v, mask, ww)
+        (q.mu.sin().sum() + q.logvar.sum()).backward()
+        results.append((q.mu, q.logvar, m.grad, v.grad, ww.grad))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_hellinger_large_d_overlaps_in_log_space(pair_path):
     # near-identical experts at D = 4096: every S_ij is exp(-O(1)) only as a product over 4096
     # dimensions of per-dimension coefficients close to 1 (far below float32's range if multiplied)
     M, B, D = 3, 2, 4096
