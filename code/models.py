@@ -15,6 +15,11 @@ a pooling rule from :mod:`poolvae.aggregators` plus one of five objectives:
   gradient estimator (Shi et al., 2019), optionally with private latents and auxiliary priors (MMVAE+,
   Palumbo et al., 2023).
 
+Modality-specific latents (``private_dim > 0``) are required by MMVAE+ and optional for every other method
+(both papers give each CelebA modality a 32-d one, after Sutter et al., 2020): there each observed modality
+m draws ``w_m ~ q(w_m | x_m)``, its decoder sees ``[z, w_m]``, and ``KL(q(w_m | x_m) || N(0, I))`` joins the
+KL term under the same beta; an unobserved modality's ``w_m`` is drawn from the prior.
+
 Where a paper leaves a detail open the choice is written in :class:`MethodSpec` docstrings and here:
 MMVAE and MMVAE+ use Laplace posteriors and priors parameterised so that ``logvar`` is still the log
 variance (scale = exp(logvar / 2) / sqrt(2)); the auxiliary prior of MMVAE+ defaults to the prior's
@@ -55,7 +60,7 @@ class MethodSpec:
     prior_expert: bool = False  # PoE includes N(0, I) as an expert (MVAE)
     learn_pool_weights: bool = False  # softmax-parameterised pooling weights (HELVAE, learned)
     learn_subset_weights: bool = False  # softmax-parameterised subset weights (CoDEVAE)
-    private: bool = False  # modality-specific latents with auxiliary priors (MMVAE+)
+    private: bool = False  # requires modality-specific latents, with auxiliary priors (MMVAE+)
     latent_family: str = "gaussian"  # "gaussian" | "laplace" (MMVAE, MMVAE+)
 
 
@@ -136,8 +141,6 @@ class MultimodalVAE(nn.Module):
             raise ValueError("need one encoder and one decoder per modality")
         if self.spec.private and private_dim <= 0:
             raise ValueError(f"{method} needs modality-specific latents: set private_dim > 0")
-        if not self.spec.private and private_dim:
-            raise ValueError(f"{method} has no modality-specific latents: set private_dim = 0")
         self.encoders, self.decoders = nn.ModuleList(encoders), nn.ModuleList(decoders)
         self.modalities = list(modalities)
         self.M, self.D, self.Dp = len(modalities), latent_dim, private_dim
@@ -181,7 +184,8 @@ class MultimodalVAE(nn.Module):
         if self.Dp:
             if private is None:
                 private = [self.aux_std * torch.randn(*z.shape[:-1], self.Dp, device=z.device) for _ in range(self.M)]
-            return [dec(torch.cat([z, w], -1)) for dec, w in zip(self.decoders, private, strict=True)]
+            return [dec(torch.cat([z, w.expand(*z.shape[:-1], self.Dp)], -1))
+                    for dec, w in zip(self.decoders, private, strict=True)]
         return [dec(z) for dec in self.decoders]
 
     def reconstruction(self, xs: list[Tensor], outs: list[Tensor], mask: Tensor) -> Tensor:
@@ -200,48 +204,71 @@ class MultimodalVAE(nn.Module):
         objective = getattr(self, f"_objective_{self.spec.objective}")
         return objective(xs, mask, mu, logvar, pmu, plogvar)
 
-    def _gaussian_elbo(self, q: DiagGaussian, xs, mask, only: int | None = None):
+    def _private_terms(self, pmu: Tensor | None, plogvar: Tensor | None, mask: Tensor):
+        """Modality-specific latents for the Gaussian objectives: per modality a (B, Dp) draw from
+        ``q(w_m | x_m)`` where observed and from N(0, I) where not, and their KL to N(0, I) summed over the
+        observed modalities, (B,). ``(None, 0.0)`` without modality-specific latents."""
+        if not self.Dp:
+            return None, 0.0
+        private, kl = [], 0.0
+        for m in range(self.M):
+            seen = mask[m].unsqueeze(-1)
+            draw = latent_rsample(pmu[m], plogvar[m], "gaussian")
+            private.append(torch.where(seen, draw, torch.randn_like(draw)))
+            kl = kl + kl_standard_normal(pmu[m], plogvar[m]) * mask[m].to(pmu.dtype)
+        return private, kl
+
+    def _gaussian_elbo(self, q: DiagGaussian, xs, mask, only: int | None = None, private=None):
         z = q.rsample()
         if only is None:
-            rec = self.reconstruction(xs, self.decode(z), mask)
+            rec = self.reconstruction(xs, self.decode(z, private), mask)
         else:  # decode just the one modality that this term reconstructs
-            out = self.decoders[only](z)
+            z_in = z if private is None else torch.cat([z, private[only]], -1)
+            out = self.decoders[only](z_in)
             rec = self.modalities[only].weight * log_likelihood(self.modalities[only].likelihood, xs[only], out)
         kl = kl_standard_normal(q.mu, q.logvar)
         return rec, kl
 
-    def _objective_elbo(self, xs, mask, mu, logvar, *_):
-        rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask)
-        return self._pack(rec, kl)
+    def _objective_elbo(self, xs, mask, mu, logvar, pmu=None, plogvar=None):
+        private, kl_private = self._private_terms(pmu, plogvar, mask)
+        rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask, private=private)
+        return self._pack(rec, kl + kl_private)
 
-    def _objective_mvae(self, xs, mask, mu, logvar, *_):
-        rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask)
+    def _objective_mvae(self, xs, mask, mu, logvar, pmu=None, plogvar=None):
+        private, kl_private = self._private_terms(pmu, plogvar, mask)
+        rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask, private=private)
+        kl = kl + kl_private
         total = rec - self.beta * kl
         for m in range(self.M):  # unimodal ELBOs: modality m alone, reconstructing itself
             sub = torch.zeros_like(mask)
             sub[m] = mask[m]
-            r_m, k_m = self._gaussian_elbo(agg.poe(mu, logvar, sub, prior_expert=True), xs, mask, only=m)
+            r_m, k_m = self._gaussian_elbo(agg.poe(mu, logvar, sub, prior_expert=True), xs, mask, only=m,
+                                           private=private)
+            if self.Dp:  # modality m's own private KL belongs to its unimodal bound too
+                k_m = k_m + kl_standard_normal(pmu[m], plogvar[m])
             total = total + (r_m - self.beta * k_m) * mask[m].to(r_m.dtype)
         return self._pack(rec, kl, objective=total)
 
-    def _objective_mixture(self, xs, mask, mu, logvar, *_):
+    def _objective_mixture(self, xs, mask, mu, logvar, pmu=None, plogvar=None):
+        private, kl_private = self._private_terms(pmu, plogvar, mask)
         q = self.posterior(mu, logvar, mask)
         z = q.rsample()  # one component per row: MoPoE's sub-sampling
-        rec = self.reconstruction(xs, self.decode(z), mask)
+        rec = self.reconstruction(xs, self.decode(z, private), mask)
         kl_k = kl_standard_normal(q.mu, q.logvar)  # (K, B)
         kl = (q.weights * torch.where(q.weights > 0, kl_k, torch.zeros_like(kl_k))).sum(0)
-        return self._pack(rec, kl)
+        return self._pack(rec, kl + kl_private)
 
-    def _objective_subsets(self, xs, mask, mu, logvar, *_):
+    def _objective_subsets(self, xs, mask, mu, logvar, pmu=None, plogvar=None):
+        private, kl_private = self._private_terms(pmu, plogvar, mask)
         q = self.posterior(mu, logvar, mask)
         z = q.stratified_rsample(1)[:, 0]  # (K, B, D): one draw from every subset's consensus
-        rec_k = self.reconstruction(xs, self.decode(z), mask)  # (K, B)
+        rec_k = self.reconstruction(xs, self.decode(z, private), mask)  # (K, B)
         kl_k = kl_standard_normal(q.mu, q.logvar)
         w = q.weights
         present = w > 0
         rec = (w * torch.where(present, rec_k, torch.zeros_like(rec_k))).sum(0)
         kl = (w * torch.where(present, kl_k, torch.zeros_like(kl_k))).sum(0)
-        return self._pack(rec, kl)
+        return self._pack(rec, kl + kl_private)
 
     def _objective_iwae(self, xs, mask, mu, logvar, pmu, plogvar):
         fam = self.spec.latent_family
