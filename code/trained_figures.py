@@ -52,6 +52,17 @@ def _footer(fig: Figure, data: dict) -> None:
              f"{data['runs_expected']} runs; mean ± std over seeds", ha="center", va="top", fontsize=7)
 
 
+def _finish(fig: Figure, legend_ax, data: dict, top: float = 1.12) -> Figure:
+    """One legend above the panels (the methods of ``legend_ax``), the scale footer, a tight layout."""
+    handles, labels = legend_ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 7), bbox_to_anchor=(0.5, top),
+                   frameon=False)
+    _footer(fig, data)
+    fig.tight_layout()
+    return fig
+
+
 def draw_curves(data: dict) -> Figure:
     """Metrics against the number of input modalities, one panel per section (hel-fig5, wb-fig3)."""
     sections = list(data.get("curves", {}))
@@ -73,13 +84,7 @@ def draw_curves(data: dict) -> Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(_label(section, data))
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 7), bbox_to_anchor=(0.5, 1.12),
-                   frameon=False)
-    _footer(fig, data)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes[0][0], data)
 
 
 def _pareto(points: list[tuple[float, float]], maximise_y: bool) -> list[tuple[float, float]]:
@@ -112,12 +117,7 @@ def draw_tradeoffs(data: dict) -> Figure:
         ax.set_xlabel(_label(xk, data))
         ax.set_ylabel(_label(yk, data))
         ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=7, bbox_to_anchor=(0.5, 1.1), frameon=False)
-    _footer(fig, data)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes[0], data, top=1.1)
 
 
 def draw_beta_sweep(data: dict) -> Figure:
@@ -143,12 +143,7 @@ def draw_beta_sweep(data: dict) -> Figure:
         ax.set_xlabel("β")
         ax.set_title(_label(metric, data))
         ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=7, bbox_to_anchor=(0.5, 1.12), frameon=False)
-    _footer(fig, data)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes[0][0], data)
 
 
 # --------------------------------------------------------------------------------------------------
