@@ -6,7 +6,9 @@
 
 One item id (``hel-table8``) is one name across the Makefile target, ``results/<id>.json`` and the
 rendered ``results/<id>.md`` / ``.csv`` / ``.tex`` (tables) or ``figures/<id>.png`` / ``.pdf``
-(figures, drawn by :mod:`poolvae.figures`). ``reproduce`` trains and evaluates every run of the item
+(figures, drawn by :mod:`poolvae.figures`); at the ``ci`` scale they go to ``results/ci/`` and
+``figures/ci/`` instead, so that a pipeline check never overwrites a committed render.
+``reproduce`` trains and evaluates every run of the item
 at the chosen scale (finished runs and up-to-date evaluations are skipped, interrupted ones resume),
 then ``render`` collects the runs' ``evaluation.json`` files: mean and standard deviation over seeds,
 the paper's value beside ours, each method's rank in the paper and in our run, and the rank agreement
@@ -830,7 +832,11 @@ def render(item: str, scale: str, results_dir: Path = RESULTS_DIR, figures_dir: 
     exp = get_experiment(item)
     summary = summarise(exp, scale, results_dir)
     summary["provenance"] = provenance(item=item, scale=scale)
-    results_dir = Path(results_dir)
+    if figures_dir is None:
+        from .figures import FIGURES_DIR
+
+        figures_dir = FIGURES_DIR / "ci" if scale == "ci" else FIGURES_DIR
+    results_dir = rendered_dir(results_dir, scale)
     write_json(results_dir / f"{item}.json", summary)
     if exp.kind == "table":
         from .artefacts import atomic_write_bytes
@@ -844,10 +850,17 @@ def render(item: str, scale: str, results_dir: Path = RESULTS_DIR, figures_dir: 
         print(f"  {miss['method']} (beta {miss['beta']:g}, seed {miss['seed']}): {miss['why']} at {miss['run']}; "
               f"`python -m poolvae.evaluate {miss['run']}` writes it from the run's checkpoint")
     if exp.kind == "figure":
-        from .figures import FIGURES_DIR, run_item
+        from .figures import run_item
 
-        print(run_item(item, results_dir, Path(figures_dir or FIGURES_DIR), seed=0)[1])
+        print(run_item(item, results_dir, Path(figures_dir), seed=0)[1])
     return summary
+
+
+def rendered_dir(results_dir: Path, scale: str) -> Path:
+    """Where an item rendered at ``scale`` goes: ``results/`` itself, or ``results/ci/`` for the ``ci`` scale,
+    whose seconds-long runs check the pipeline and must not overwrite the committed ``cpu`` or ``paper``
+    renders (``results/ci``, ``results/runs/ci`` and ``figures/ci`` are git-ignored)."""
+    return Path(results_dir) / "ci" if scale == "ci" else Path(results_dir)
 
 
 def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> str:
@@ -859,7 +872,7 @@ def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> str:
     else:
         name, what = "evaluation.json", "evaluated"
     have = sum((Path(results_dir) / "runs" / run_path(c) / name).exists() for c in exp.runs(scale))
-    f = Path(results_dir) / f"{exp.id}.json"
+    f = rendered_dir(results_dir, scale) / f"{exp.id}.json"
     rendered = f"rendered at {read_json(f).get('scale')}" if f.exists() else "not rendered"
     return f"{have}/{len(exp.runs(scale))} {scale} runs {what}, {rendered}"
 

@@ -19,9 +19,9 @@ def test_item_runs_end_to_end_at_ci_scale_on_fixtures(fixture_data_root, tmp_pat
               }
     summary = E.reproduce(item, "ci", results_dir=tmp_path / "results", checkpoint_dir=tmp_path / "ckpt",
                           evaluate_kwargs=kwargs, methods=methods)
-    written = json.loads((tmp_path / "results" / f"{item}.json").read_text())
+    written = json.loads((tmp_path / "results" / "ci" / f"{item}.json").read_text())  # ci renders: results/ci
     assert written["scale"] == "ci"
-    md = (tmp_path / "results" / f"{item}.md").read_text()
+    md = (tmp_path / "results" / "ci" / f"{item}.md").read_text()
     for m in methods:
         assert m in md
     # every requested run was trained and evaluated, and the column holds a number computed from it
