@@ -8,8 +8,9 @@ model with the protocol of the two papers (HEL App. B.2, WB App. B) at the sampl
 evaluation scale (:data:`EVAL_DEFAULTS`; ``--set key=value`` overrides any :class:`EvalSettings`
 field), and writes ``RUN_DIR/evaluation.json`` atomically, plus ``RUN_DIR/samples.npz``: a few uint8
 test inputs and generations for the qualitative figures (:func:`write_samples`; PolyMNIST: HEL Figs. 4
-and 9). An evaluation whose settings and checkpoint are unchanged is skipped (``--force`` redoes it;
-a missing or stale ``samples.npz`` is still written). The coherence classifiers are trained
+and 9, with WB Figs. S5-S7 in ``samples-wb.npz``; MNIST-SVHN-Text, CelebA, CUB: the panels of
+:data:`PANELS`). An evaluation whose settings and checkpoint are unchanged is skipped (``--force`` redoes
+it; a missing or stale sample file is still written). The coherence classifiers are trained
 on first use (:mod:`poolvae.classifiers`). ``--checkpoint-dir``, ``--classifier-dir`` and
 ``--classifier-results-dir`` move every input and output away from the repository (the tests use this).
 
@@ -51,10 +52,12 @@ Schema of ``evaluation.json`` (``"schema": "poolvae.evaluate/1"``)::
       coherence       {measure: "accuracy" | "mean_average_precision",
                        conditional: {per_pair: {subset: {target: v}}, per_subset: {subset: v},
                                      by_size: {"k": {mean, std, n}}, overall: v
-                                     [, per_pair_per_attribute: {subset: {target: [40 APs]}}]},
+                                     [, per_pair_per_attribute: {subset: {target: [40 APs]}},
+                                      reconstruction_per_attribute: {subset: {modality in it: [40 APs]}},
+                                      attributes: [40 names]]},
                        unconditional: v | {per_attribute, mean, all_attributes}}
       latent          {measure, per_subset: {subset: v}, by_size
-                       [, per_subset_per_attribute: {subset: [40 APs]}], classifier}
+                       [, per_subset_per_attribute: {subset: [40 APs]}, attributes: [40 names]], classifier}
       log_likelihood  {per_subset: {subset: mean over data points}, per_subset_sem, by_size,
                        joint, K, weighted, proposal}
       fd_classifier / fid
@@ -288,6 +291,9 @@ def generation_sections(model: MultimodalVAE, spec, data, labels_kind, classifie
                 if m in real_i:
                     fid_pairs[(s, m)] = fid_from_features(col.cat(col.inc, m), real_i[m])
                 counts["quality_conditional"] = min(cap, len(rows))
+    recon_attr = {}
+    if classifiers and want_coherence and labels_kind != "multiclass":
+        recon_attr = reconstruction_per_attribute(model, spec, data, rows, clfs, settings, device)
     seconds["conditional"] = time.perf_counter() - t0
 
     # ---- unconditional: prior samples
@@ -317,6 +323,9 @@ def generation_sections(model: MultimodalVAE, spec, data, labels_kind, classifie
         summary = mt.coherence_summary(coh_pairs, names)
         if coh_attr:
             summary["per_pair_per_attribute"] = coh_attr
+        if recon_attr:
+            summary["reconstruction_per_attribute"] = recon_attr
+            summary["attributes"] = list(spec.label_names)
         out["coherence"] = {
             "measure": "accuracy" if labels_kind == "multiclass" else "mean_average_precision",
             "conditional": summary,
@@ -328,6 +337,29 @@ def generation_sections(model: MultimodalVAE, spec, data, labels_kind, classifie
     if want_quality and inception is not None:
         out["fid"] = _quality_summary(fid_pairs, uncond_fid, names)
     return out, counts, seconds
+
+
+@torch.no_grad()
+def reconstruction_per_attribute(model: MultimodalVAE, spec, data, rows, clfs, settings, device) -> dict:
+    """CelebA: per subset S, the average precision per attribute of each modality *in* S generated from S
+    (the panels of HEL Fig. 15 and WB Fig. S10 show every modality generated from each input subset; the
+    modalities outside S are ``per_pair_per_attribute``). Returns {subset: {modality: [AP per attribute]}}."""
+    names = list(spec.names)
+    M = len(names)
+    torch.manual_seed(settings.seed + 7)  # its own seed: the other sections' draws stay as they were
+    out = {}
+    for s in mt.subset_list(M):
+        scores, labels = {m: [] for m in s}, []
+        for xs, y in data_batches(data, rows, settings.batch_size, device):
+            outs = model.conditional(xs, mt.subset_mask(s, M, xs[0].shape[0], device))
+            labels.append(y)
+            for m in s:
+                x = as_sample(spec.modalities[m].likelihood, outs[m])
+                scores[m].append(torch.sigmoid(features_and_logits(clfs[m], x)[1]).cpu())
+        y = torch.cat(labels).numpy()
+        out[mt.subset_name(s, names)] = {
+            names[m]: mt.average_precision_per_attribute(torch.cat(v).numpy(), y).tolist() for m, v in scores.items()}
+    return out
 
 
 @torch.no_grad()
@@ -375,6 +407,7 @@ def latent_section(model: MultimodalVAE, spec, train_data, test_data, labels_kin
            "classifier": "sklearn LogisticRegression(solver='lbfgs', max_iter=1000) on posterior means"}
     if per_attr:
         out["per_subset_per_attribute"] = per_attr
+        out["attributes"] = list(spec.label_names)
     return out, {"latent_train": len(rows_tr), "latent_test": len(rows_te)}
 
 
@@ -430,7 +463,7 @@ def cub_colour_section(model: MultimodalVAE, spec, data, settings, device) -> di
 
 
 # --------------------------------------------------------------------------------------------------
-# Sample arrays for the qualitative figures (hel-fig4, hel-fig9)
+# Sample arrays for the qualitative figures (hel-fig4, hel-fig9; hel-fig10..13, wb-fig4, wb-figS5..S9, S12)
 # --------------------------------------------------------------------------------------------------
 
 SAMPLES_FILE = "samples.npz"
@@ -441,31 +474,192 @@ SAMPLE_PLAN: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
 }
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One set of generations for a qualitative figure: ``targets`` generated ``n_draws`` times for each of
+    ``n_columns`` columns, given the test examples' ``given`` modalities (prior samples when ``given`` is empty)."""
+
+    given: tuple[str, ...]  # conditioning modalities, taken from the same test rows in every panel
+    targets: tuple[str, ...]  # generated modalities
+    n_columns: int = 6  # test examples (or captions, or classes)
+    n_draws: int = 3  # fresh latent samples per column
+    by_class: bool = False  # one column per class 0..9 (its first test example in a seeded order), WB Fig. S9
+    captions: str = ""  # "colours": HEL B.2's "this bird is completely <colour>" instead of test captions
+
+    @property
+    def name(self) -> str:
+        """Key prefix in the file: ``img_given_text``, ``mnist_given_svhn+text``, ``img_given_colours``, ..."""
+        return f"{'+'.join(self.targets)}_given_{self.captions or '+'.join(self.given) or 'prior'}"
+
+
+#: data set -> the panels its sample file holds (:func:`write_panels`). PolyMNIST's go to
+#: :data:`PANELS_FILE` beside its ``samples.npz``, whose layout (:data:`SAMPLE_PLAN`) hel-fig4/9 read.
+PANELS: dict[str, tuple[Panel, ...]] = {
+    # WB Figs. S5-S7: the first modality given the third; the second to fourth; the other four
+    "polymnist": tuple(Panel(g, ("m0",), 6, 4) for g in (("m2",), ("m1", "m2", "m3"), ("m1", "m2", "m3", "m4"))),
+    # WB Fig. S8: prior samples of every modality; Fig. S9: MNIST given SVHN, text, SVHN and text, one column a digit
+    "mnist-svhn-text": (Panel((), ("mnist", "svhn", "text"), 8, 4),
+                        *(Panel(g, ("mnist",), 10, 4, by_class=True)
+                          for g in (("svhn",), ("text",), ("svhn", "text")))),
+    # HEL Fig. 13, WB Figs. 4 and S12a: faces given the attribute text; WB Fig. S12b: given image and text
+    "celeba": (Panel(("text",), ("img",), 6, 3), Panel(("img", "text"), ("img",), 6, 2)),
+    # HEL Fig. 10: the colour captions of the coherence test; Figs. 11-12: test captions, four images each
+    "cub": (Panel((), ("img",), 8, 2, captions="colours"), Panel(("text",), ("img",), 4, 4)),
+}
+PANELS_FILE = {"polymnist": "samples-wb.npz"}  # data sets whose panels are not in samples.npz
+
+
+def _base(dataset: str) -> str:
+    return "polymnist" if dataset.startswith("polymnist") else dataset
+
+
+def sample_files(dataset: str) -> tuple[str, ...]:
+    """The sample files :func:`write_samples` writes into a run folder of ``dataset`` (empty: none)."""
+    base = _base(dataset)
+    files = (SAMPLES_FILE,) if base in SAMPLE_PLAN else ()
+    return files + ((PANELS_FILE.get(base, SAMPLES_FILE),) if base in PANELS else ())
+
+
 def _uint8_images(x: Tensor) -> np.ndarray:
     """(N, C, H, W) samples in [0, 1] -> (N, H, W, C) uint8."""
     return (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def decode_texts(mod, x: Tensor) -> np.ndarray:
+    """(N, L, A) one-hot text (or scores) -> N strings: characters without the padding (MNIST-SVHN-Text ' ',
+    CelebA '*'), or CUB words up to ``<eos>`` (:meth:`poolvae.text.Vocabulary.decode`)."""
+    from . import text as tx
+
+    idx = x.argmax(-1).cpu().tolist()
+    if all(len(s) == 1 for s in mod.symbols):
+        out = [tx.strip_padding("".join(mod.symbols[i] for i in row), tx.MST_PAD + tx.CELEBA_PAD) for row in idx]
+    else:
+        vocab = tx.Vocabulary(tuple(mod.symbols))
+        out = [vocab.decode(row) for row in idx]
+    return np.asarray(out, dtype=str)
+
+
+def _as_arrays(mod, x: Tensor) -> np.ndarray:
+    """A modality's samples as stored: uint8 (N, H, W, C) images or decoded strings."""
+    return _uint8_images(x) if mod.kind == "image" else decode_texts(mod, x)
+
+
+def colour_captions(mod) -> dict[str, str]:
+    """HEL B.2's caption per colour of :data:`poolvae.metrics.CUB_COLOURS`, spelled as the vocabulary has it."""
+    words = set(mod.symbols)
+    return {c: f"this bird is completely {'grey' if c == 'gray' and c not in words and 'grey' in words else c}"
+            for c in mt.CUB_COLOURS}
+
+
+def _class_rows(data, n_classes: int, seed: int) -> list[int]:
+    """The first row of each class 0..n_classes-1 in a seeded random order of the rows (classes absent: skipped)."""
+    order = np.random.default_rng([seed, 7]).permutation(len(data))
+    found: dict[int, int] = {}
+    for r in order:
+        c = int(data[int(r)][1][0])
+        if c < n_classes and c not in found:
+            found[c] = int(r)
+            if len(found) == n_classes:
+                break
+    return [found[c] for c in sorted(found)]
+
+
+@torch.no_grad()
+def write_panels(model: MultimodalVAE, spec, data, path: str | os.PathLike, panels: tuple[Panel, ...], seed: int = 0,
+                 device: str = "cpu", record: dict | None = None) -> Path:
+    """Write the generations of ``panels`` to ``path`` (npz), atomically and deterministically for a seed.
+
+    Arrays: ``modalities``, ``panels`` (names) and ``meta`` (JSON: ``record``, seed, each panel's fields); per
+    panel ``p``: ``p__rows`` (n,) the test rows of its columns (-1 for captions), ``p__labels`` (n, L) their
+    labels, ``p__given__<m>`` each conditioning modality of those rows, and ``p__gen__<t>`` (n_draws, n, ...) each
+    generated modality. Images are uint8 (..., H, W, C); text is decoded to strings (:func:`decode_texts`).
+    Panels without ``by_class`` share their columns' test rows (drawn with :func:`sample_rows`).
+    """
+    import io
+    import json
+
+    from . import text as tx
+    from .artefacts import atomic_write_bytes
+
+    names = list(spec.names)
+    M = len(names)
+    arrays: dict[str, np.ndarray] = {"modalities": np.asarray(names), "panels": np.asarray([p.name for p in panels])}
+    torch.manual_seed(seed + 6)
+    for p in panels:
+        n = p.n_columns
+        if p.captions == "colours":
+            t = names.index("text")
+            text_mod = spec.modalities[t]
+            caps = colour_captions(text_mod)
+            vocab = tx.Vocabulary(tuple(text_mod.symbols))
+            xs = [torch.zeros(len(caps), *m.shape, device=device) for m in spec.modalities]
+            xs[t] = torch.stack([vocab.one_hot(c, text_mod.shape[0]) for c in caps.values()]).to(device)
+            rows, labels = [-1] * len(caps), torch.full((len(caps), 1), -1)
+            given = {"text": np.asarray(list(caps.values()))}
+            mask_mods = (t,)
+        elif p.given:
+            rows = _class_rows(data, spec.num_classes, seed) if p.by_class else sample_rows(len(data), n, seed, salt=6)
+            xs, labels = next(data_batches(data, rows, len(rows), device))
+            given = {m: _as_arrays(spec.modality(m), xs[names.index(m)]) for m in p.given}
+            mask_mods = tuple(names.index(m) for m in p.given)
+        else:  # prior samples: no inputs
+            rows, labels, given, mask_mods = [-1] * n, torch.full((n, 1), -1), {}, ()
+        k = len(rows)
+        draws: dict[str, list[np.ndarray]] = {t: [] for t in p.targets}
+        for _ in range(p.n_draws):
+            outs = model.conditional(xs, mt.subset_mask(mask_mods, M, k, device)) if mask_mods else \
+                model.sample_prior(k)
+            for t in p.targets:
+                i = names.index(t)
+                draws[t].append(_as_arrays(spec.modalities[i], as_sample(spec.modalities[i].likelihood, outs[i])))
+        arrays[f"{p.name}__rows"] = np.asarray(rows, dtype=np.int64)
+        arrays[f"{p.name}__labels"] = labels.cpu().numpy().astype(np.int64)
+        for m, a in given.items():
+            arrays[f"{p.name}__given__{m}"] = a
+        for t, d in draws.items():
+            arrays[f"{p.name}__gen__{t}"] = np.stack(d)
+    fields = {p.name: dataclasses.asdict(p) for p in panels}
+    arrays["meta"] = np.asarray(json.dumps(dict(record or {}, seed=seed, layout="panels/1", panels=fields),
+                                           sort_keys=True))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
 @torch.no_grad()
 def write_samples(model: MultimodalVAE, spec, data, run_dir: str | os.PathLike, seed: int = 0, n_columns: int = 6,
                   n_draws: int = 2, device: str = "cpu", record: dict | None = None) -> Path | None:
-    """Write ``run_dir/samples.npz``: a few test examples and the target modality generated from subsets of them.
+    """Write ``run_dir/samples.npz`` (and, for PolyMNIST, ``samples-wb.npz``): test examples and generations.
 
-    Arrays (uint8 images are (..., H, W, C)): ``rows`` (n_columns,) test rows, seeded; ``inputs`` (M, n_columns,
-    H, W, C) every modality of those rows; ``given_<subset>`` (n_draws, n_columns, H, W, C) for each subset of
-    :data:`SAMPLE_PLAN`, each draw a fresh latent sample from the posterior given the subset; ``modalities``,
-    ``target``, ``subsets`` (strings) and ``meta`` (JSON of ``record``: run, seed, checkpoint). Data sets
-    without a plan get no file (returns None). Written atomically; deterministic for a given seed.
+    PolyMNIST's ``samples.npz`` (hel-fig4, hel-fig9): ``rows`` (n_columns,) test rows, seeded; ``inputs`` (M,
+    n_columns, H, W, C) every modality of those rows; ``given_<subset>`` (n_draws, n_columns, H, W, C) for each
+    subset of :data:`SAMPLE_PLAN`, each draw a fresh latent sample from the posterior given the subset;
+    ``modalities``, ``target``, ``subsets`` (strings) and ``meta`` (JSON of ``record``: run, seed, checkpoint).
+    The :data:`PANELS` of a data set go through :func:`write_panels` (into ``samples.npz`` for MNIST-SVHN-Text,
+    CelebA and CUB; into :data:`PANELS_FILE` for PolyMNIST, whose ``samples.npz`` keeps its layout). Returns the
+    ``samples.npz`` path; data sets without a plan get no file (None). Written atomically; deterministic for a seed.
     """
+    base = _base(spec.name)
+    if base not in SAMPLE_PLAN and base not in PANELS:
+        return None
+    out = None
+    if base in SAMPLE_PLAN:
+        out = _write_plan(model, spec, data, run_dir, seed, n_columns, n_draws, device, record)
+    if base in PANELS:
+        f = write_panels(model, spec, data, Path(run_dir) / PANELS_FILE.get(base, SAMPLES_FILE), PANELS[base],
+                         seed, device, record)
+        out = out or f
+    return out
+
+
+def _write_plan(model, spec, data, run_dir, seed, n_columns, n_draws, device, record) -> Path:
+    """PolyMNIST's ``samples.npz`` in the layout of :data:`SAMPLE_PLAN` (see :func:`write_samples`)."""
     import io
     import json
 
     from .artefacts import atomic_write_bytes
 
-    base = "polymnist" if spec.name.startswith("polymnist") else spec.name
-    if base not in SAMPLE_PLAN:
-        return None
-    target, plan = SAMPLE_PLAN[base]
+    target, plan = SAMPLE_PLAN[_base(spec.name)]
     names = list(spec.names)
     M = len(names)
     rows = sample_rows(len(data), n_columns, seed, salt=6)
@@ -486,15 +680,26 @@ def write_samples(model: MultimodalVAE, spec, data, run_dir: str | os.PathLike, 
     return atomic_write_bytes(Path(run_dir) / SAMPLES_FILE, buf.getvalue())
 
 
-def samples_up_to_date(run_dir: str | os.PathLike, digest: str) -> bool:
-    """True when ``run_dir/samples.npz`` exists and was drawn from the checkpoint with this sha256 prefix."""
+def samples_up_to_date(run_dir: str | os.PathLike, digest: str, name: str = SAMPLES_FILE,
+                       panels: tuple[Panel, ...] = ()) -> bool:
+    """True when ``run_dir/<name>`` exists, was drawn from the checkpoint with this sha256 prefix and holds
+    every panel of ``panels``."""
     import json
 
-    f = Path(run_dir) / SAMPLES_FILE
+    f = Path(run_dir) / name
     if not f.exists():
         return False
     with np.load(f) as z:
-        return json.loads(str(z["meta"])).get("checkpoint_sha256") == digest
+        have = set(str(p) for p in z["panels"]) if "panels" in z.files else set()
+        return json.loads(str(z["meta"])).get("checkpoint_sha256") == digest and {p.name for p in panels} <= have
+
+
+def run_samples_up_to_date(run_dir: str | os.PathLike, dataset: str, digest: str) -> bool:
+    """Every sample file of a run of ``dataset`` is up to date (:func:`samples_up_to_date`)."""
+    base = _base(dataset)
+    panels_file = PANELS_FILE.get(base, SAMPLES_FILE)
+    return all(samples_up_to_date(run_dir, digest, f, PANELS.get(base, ()) if f == panels_file else ())
+               for f in sample_files(dataset))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -563,7 +768,7 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
         old = read_json(out_file)
         if old.get("schema") == SCHEMA and old.get("scale") == scale and \
                 old.get("settings") == dataclasses.asdict(settings) and old["run"].get("checkpoint_sha256") == digest:
-            if not samples_up_to_date(run_dir, digest):  # evaluations made before samples.npz existed
+            if not run_samples_up_to_date(run_dir, cfg.dataset, digest):  # made before samples.npz existed
                 model, spec, _ = _load_model(cfg, ckpt, device)
                 write_samples(model, spec, load_data(cfg, "test"), run_dir, settings.seed, device=device,
                               record=sample_record)

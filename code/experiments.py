@@ -227,6 +227,8 @@ class Experiment:
     method_betas: dict[str, float] | None = None  # one beta per method (HEL Table 5) instead of the grid
     notes: tuple[str, ...] = ()  # how our columns differ from the paper's; printed under the table
     samples: bool = False  # drawn from each run's samples.npz (hel-fig4, hel-fig9), not from metrics
+    panels: tuple[str, ...] = ()  # sample items: the poolvae.evaluate.PANELS they draw (); (): the PolyMNIST plan
+    per_attribute: str = ""  # "latent" | "coherence": CelebA per-attribute scores of evaluation.json (HEL Figs. 14-15)
     selection: dict[str, tuple[tuple[float, ...], str]] | None = None  # hel-table5: data set -> (grid, criterion)
 
     def table_columns(self) -> tuple[Column, ...]:
@@ -386,6 +388,59 @@ EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (
                notes=("Beta 2.5 (WB App. B.3). Avg.: the mean of our five columns, as the paper's.",)),
 )}
 
+def _panel(given: str, targets: str = "img", captions: str = "") -> str:
+    """The name of a :class:`poolvae.evaluate.Panel` (``img_given_text``)."""
+    return f"{targets}_given_{captions or given}"
+
+
+_SAMPLE_ITEMS = (
+    Experiment("hel-fig10", "figure", "cub", POLYMNIST_METHODS, (1.0, 2.5, 5.0), (),
+               "CUB: images generated from the colour captions of the coherence test ('this bird is completely "
+               "<colour>'), each model at its best beta (HEL Fig. 10)", method_betas=BEST_BETA["cub"], samples=True,
+               panels=(_panel("", captions="colours"),)),
+    Experiment("hel-fig11", "figure", "cub", POLYMNIST_METHODS, (1.0, 2.5, 5.0), (),
+               "CUB: four images generated from one test caption per model, each model at its best beta "
+               "(HEL Fig. 11)", method_betas=BEST_BETA["cub"], samples=True, panels=(_panel("text"),)),
+    Experiment("hel-fig12", "figure", "cub", POLYMNIST_METHODS, (1.0, 2.5, 5.0), (),
+               "CUB: images generated from test captions, each model at its best beta (HEL Fig. 12)",
+               method_betas=BEST_BETA["cub"], samples=True, panels=(_panel("text"),)),
+    Experiment("hel-fig13", "figure", "celeba", ("mohelvae",), (1.0,), (),
+               "Bimodal CelebA: faces generated from the attribute text above each column, MoHELVAE at beta 1 "
+               "(HEL Fig. 13)", samples=True, panels=(_panel("text"),)),
+    Experiment("hel-fig14", "figure", "celeba", ("helvae",), (1.0,), (),
+               "Bimodal CelebA: linear-probe average precision per attribute given image, text or both, HELVAE "
+               "at beta 1 (HEL Fig. 14)", per_attribute="latent"),
+    Experiment("hel-fig15", "figure", "celeba", ("helvae",), (1.0,), (),
+               "Bimodal CelebA: conditional coherence (average precision) per attribute of images and texts "
+               "generated from image, text or both, HELVAE at beta 1 (HEL Fig. 15)", per_attribute="coherence"),
+    Experiment("wb-fig4", "figure", "celeba", ("mwbvae",), (2.5,), (),
+               "Bimodal CelebA: faces generated from the attribute text above each column, MWB-VAE at beta 2.5 "
+               "(WB Fig. 4)", seeds=WB_SEEDS, samples=True, panels=(_panel("text"),)),
+    *(Experiment(f"wb-figS{k}", "figure", "polymnist", ("mwbvae",), (2.5,), (),
+                 f"PolyMNIST: the first modality generated from {what}, several draws per column, MWB-VAE at beta "
+                 f"2.5 (WB Fig. S{k})", seeds=WB_SEEDS, samples=True, panels=(_panel(given, "m0"),))
+      for k, given, what in ((5, "m2", "the third"), (6, "m1+m2+m3", "the second to fourth"),
+                             (7, "m1+m2+m3+m4", "the other four"))),
+    Experiment("wb-figS8", "figure", "mnist-svhn-text", ("mwbvae", "mvae", "mmvae", "mopoe"), (5.0,), (),
+               "MNIST-SVHN-Text: prior samples of MNIST, SVHN and text per model at beta 5 (WB Fig. S8)",
+               seeds=WB_SEEDS, samples=True, panels=(_panel("prior", "mnist+svhn+text"),)),
+    Experiment("wb-figS9", "figure", "mnist-svhn-text", ("mwbvae", "mvae", "mmvae", "mopoe"), (5.0,), (),
+               "MNIST-SVHN-Text: MNIST digits generated from SVHN, from text and from both, one column per digit, "
+               "per model at beta 5 (WB Fig. S9)", seeds=WB_SEEDS, samples=True,
+               panels=tuple(_panel(g, "mnist") for g in ("svhn", "text", "svhn+text"))),
+    Experiment("wb-figS10", "figure", "celeba", ("mwbvae",), (2.5,), (),
+               "Bimodal CelebA: conditional coherence (average precision) per attribute of images and texts "
+               "generated from image, text or both, MWB-VAE at beta 2.5 (WB Fig. S10)", seeds=WB_SEEDS,
+               per_attribute="coherence"),
+    Experiment("wb-figS11", "figure", "celeba", ("mwbvae",), (2.5,), (),
+               "Bimodal CelebA: linear-probe average precision per attribute given image, text or both, MWB-VAE "
+               "at beta 2.5 (WB Fig. S11)", seeds=WB_SEEDS, per_attribute="latent"),
+    Experiment("wb-figS12", "figure", "celeba", ("mwbvae",), (2.5,), (),
+               "Bimodal CelebA: faces generated from (a) the text, (b) the image and the text, MWB-VAE at beta 2.5 "
+               "(WB Fig. S12)", seeds=WB_SEEDS, samples=True, panels=(_panel("text"), _panel("img+text"))),
+)
+EXPERIMENTS.update({e.id: e for e in _SAMPLE_ITEMS})
+
 #: Items of DESIGN.md made elsewhere: id -> how (listed by ``python -m poolvae.experiments list``).
 ELSEWHERE: dict[str, str] = {
     "hel-fig1": "exact: make reproduce-hel-fig1 (poolvae.figures)",
@@ -394,10 +449,8 @@ ELSEWHERE: dict[str, str] = {
     "wb-fig2": "exact: make reproduce-wb-fig2 (poolvae.figures)",
     "hel-fig8": "data: make reproduce-hel-fig8 (poolvae.datasets)",
     "hel-table6": "timing: make reproduce-hel-table6 (poolvae.timing)",
-    **{i: "not implemented yet (samples of CUB and CelebA runs)" for i in
-       ("hel-fig10", "hel-fig11", "hel-fig12", "hel-fig13", "wb-fig4", *(f"wb-figS{k}" for k in range(5, 13)))},
-    **{i: "not implemented yet (CelebA per attribute)" for i in ("hel-fig14", "hel-fig15")},
 }
+
 def get_experiment(item: str) -> Experiment:
     """Look an item up; an unknown id lists the valid ones."""
     if item not in EXPERIMENTS:
@@ -433,8 +486,10 @@ def check_data(cfgs: list[TrainConfig]) -> None:
 
 def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", results_dir: Path = RESULTS_DIR,
               checkpoint_dir: Path = CHECKPOINT_DIR, evaluate_kwargs: dict | None = None,
-              methods: list[str] | None = None, betas: list[float] | None = None) -> dict:
-    """Run every missing run of ``item`` at ``scale``, then render it; returns the summary.
+              methods: list[str] | None = None, betas: list[float] | None = None,
+              figures_dir: Path | None = None) -> dict:
+    """Run every missing run of ``item`` at ``scale``, then render it (figures into ``figures_dir``, default
+    :func:`render`'s); returns the summary.
 
     The data sets are opened first, so a missing one stops the item with its download instructions
     before any run trains.
@@ -461,7 +516,7 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
             j.result()
     else:
         raise ValueError(f"unknown executor {executor!r}; valid: serial, local, slurm")
-    return render(item, scale, results_dir)
+    return render(item, scale, results_dir, figures_dir)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,6 +573,8 @@ def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> d
         return summarise_selection(exp, scale, results_dir)
     if exp.samples:
         return summarise_samples(exp, scale, results_dir)
+    if exp.per_attribute:
+        return summarise_attributes(exp, scale, results_dir)
     found = collect(exp, scale, results_dir)
     blocks = exp.blocks(scale)
     betas = sorted({b for _, blk in blocks for b in blk.values()})
@@ -630,26 +687,110 @@ def summarise_selection(exp: Experiment, scale: str, results_dir: Path = RESULTS
     return out
 
 
-def summarise_samples(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
-    """hel-fig4 / hel-fig9: each method's run and its ``samples.npz`` (written by poolvae.evaluate), or
-    the runs that lack one."""
-    from .artefacts import repo_relative
-    from .evaluate import SAMPLES_FILE
+def sample_file(exp: Experiment) -> str:
+    """The file in each run folder a sample item draws from: ``samples.npz``, or ``samples-wb.npz`` for
+    PolyMNIST panels (:data:`poolvae.evaluate.PANELS_FILE`)."""
+    from .evaluate import PANELS_FILE, SAMPLES_FILE
 
+    return PANELS_FILE.get(exp.dataset, SAMPLES_FILE) if exp.panels else SAMPLES_FILE
+
+
+def _lacking_panels(f: Path, panels: tuple[str, ...]) -> list[str]:
+    """The panels of ``panels`` that the sample file ``f`` does not hold."""
+    import numpy as np
+
+    with np.load(f) as z:
+        have = {str(p) for p in z["panels"]} if "panels" in z.files else set()
+    return [p for p in panels if p not in have]
+
+
+def summarise_samples(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
+    """Sample items (hel-fig4, hel-fig9, hel-fig10..13, wb-fig4, wb-figS5..S9, S12): each method's run and its
+    sample file (written by poolvae.evaluate), or the runs that lack one or its panels."""
+    from .artefacts import repo_relative
+
+    name = sample_file(exp)
     (_, method_beta), = exp.blocks(scale)
     out = {**_header(exp, scale, {}), "methods": list(exp.methods), "samples": {}, "missing": []}
+    if exp.panels:
+        out["panels"] = list(exp.panels)
     seed = exp.seeds[scale][0]
     for m in exp.methods:
         cfg = make_config(dataset_at(exp.dataset, scale), m, scale, beta=method_beta[m], seed=seed)
         run_dir = Path(results_dir) / "runs" / run_path(cfg)
-        f = run_dir / SAMPLES_FILE
-        if f.exists():
+        f = run_dir / name
+        lacking = _lacking_panels(f, exp.panels) if f.exists() and exp.panels else []
+        if f.exists() and not lacking:
             out["samples"][m] = {"beta": cfg.beta, "seed": seed, "file": repo_relative(f)}
         else:
+            why = ("no run" if not run_dir.exists() else f"the run has no {name}" if not f.exists()
+                   else f"its {name} has no panel {', '.join(lacking)}")
             out["missing"].append({"method": m, "beta": cfg.beta, "seed": seed, "run": repo_relative(run_dir),
-                                   "why": "no run" if not run_dir.exists() else f"the run has no {SAMPLES_FILE}"})
+                                   "why": why})
     out["runs_found"] = len(out["samples"])
     out["runs_expected"] = len(exp.methods)
+    return out
+
+
+def _attribute_panels(ev: dict, kind: str) -> dict[str, dict[str, list[float]]]:
+    """CelebA per-attribute average precision of one evaluation: {input subset: {series: [AP per attribute]}};
+    ``latent``: one series (``latent``); ``coherence``: each modality generated from the subset (those outside it
+    from ``per_pair_per_attribute``, those in it from ``reconstruction_per_attribute``)."""
+    if kind == "latent":
+        return {s: {"latent": v} for s, v in ev["metrics"]["latent"]["per_subset_per_attribute"].items()}
+    cond = ev["metrics"]["coherence"]["conditional"]
+    out: dict[str, dict[str, list[float]]] = {}
+    for part in ("per_pair_per_attribute", "reconstruction_per_attribute"):
+        for s, by_target in cond.get(part, {}).items():
+            out.setdefault(s, {}).update(by_target)
+    return {s: {m: out[s][m] for m in ev["modalities"] if m in out[s]} for s in ev["subsets"] if s in out}
+
+
+def summarise_attributes(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
+    """HEL Figs. 14-15, WB Figs. S10-S11: per input subset and series, the mean and std over seeds of the
+    average precision of each CelebA attribute, from the runs' ``evaluation.json``."""
+    import warnings
+
+    import numpy as np
+
+    found = collect(exp, scale, results_dir)
+    (_, method_beta), = exp.blocks(scale)
+    method = exp.methods[0]
+    evs = found.get((method, method_beta[method]), [])
+    out = {**_header(exp, scale, found), "methods": list(exp.methods), "method": method,
+           "beta": method_beta[method], "measure": "average precision", "kind": exp.per_attribute, "panels": {}}
+    n_attr = None
+    per_seed, missing = [], []
+    for ev in evs:
+        try:
+            per_seed.append(_attribute_panels(ev, exp.per_attribute))
+        except KeyError:
+            missing.append(ev.get("run", {}).get("dir", "?"))
+    for panels in per_seed:
+        for s, series in panels.items():
+            for k, v in series.items():
+                out["panels"].setdefault(s, {}).setdefault(k, []).append(v)
+                n_attr = len(v)
+    def finite(v: np.ndarray) -> list[float | None]:  # an attribute without positives has no AP: null
+        return [float(x) if np.isfinite(x) else None for x in v]
+
+    for series in out["panels"].values():
+        for k, vals in series.items():
+            a = np.asarray([[math.nan if x is None else x for x in v] for v in vals], dtype=float)  # (seeds, attr)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                series[k] = {"mean": finite(np.nanmean(a, 0)),
+                             "std": finite(np.nanstd(a, 0, ddof=1)) if len(a) > 1 else None, "n": len(a)}
+    def attribute_names(ev: dict) -> list[str] | None:
+        m = ev["metrics"]
+        node = m.get("latent", {}) if exp.per_attribute == "latent" else m.get("coherence", {}).get("conditional", {})
+        return node.get("attributes")
+
+    names = next((attribute_names(ev) for ev in evs if attribute_names(ev)), None)
+    out["attributes"] = names or ([f"attribute {i + 1}" for i in range(n_attr)] if n_attr else [])
+    out["runs_with_attributes"] = len(per_seed)
+    if missing:
+        out["without_per_attribute"] = missing
     return out
 
 
@@ -866,9 +1007,8 @@ def rendered_dir(results_dir: Path, scale: str) -> Path:
 def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> str:
     """One line: evaluations found at ``scale`` and whether results/<id>.json is rendered (and at which scale)."""
     if exp.samples:
-        from .evaluate import SAMPLES_FILE
-
-        name, what = SAMPLES_FILE, f"with {SAMPLES_FILE}"
+        name = sample_file(exp)
+        what = f"with {name}"
     else:
         name, what = "evaluation.json", "evaluated"
     have = sum((Path(results_dir) / "runs" / run_path(c) / name).exists() for c in exp.runs(scale))

@@ -492,8 +492,19 @@ ITEMS: dict[str, Item] = {
     "wb-fig3": _trained(trained_figures.draw_curves),
     "hel-fig4": _trained(trained_figures.draw_samples_all_but_one),
     "hel-fig9": _trained(trained_figures.draw_samples_by_subset),
-    **{f"hel-fig{n}": _trained() for n in (10, 11, 12, 13, 14, 15)},
-    **{f"wb-fig{n}": _trained() for n in ("4", *(f"S{k}" for k in range(5, 13)))},
+    "hel-fig10": _trained(trained_figures.draw_cub_colours),
+    "hel-fig11": _trained(trained_figures.draw_caption_draws),
+    "hel-fig12": _trained(trained_figures.draw_captions_to_images),
+    "hel-fig13": _trained(trained_figures.draw_text_to_faces),
+    "hel-fig14": _trained(trained_figures.draw_attributes),
+    "hel-fig15": _trained(trained_figures.draw_attributes),
+    "wb-fig4": _trained(trained_figures.draw_text_to_faces),
+    **{f"wb-figS{k}": _trained(trained_figures.draw_polymnist_panel) for k in (5, 6, 7)},
+    "wb-figS8": _trained(trained_figures.draw_mst_prior),
+    "wb-figS9": _trained(trained_figures.draw_mst_by_digit),
+    "wb-figS10": _trained(trained_figures.draw_attributes),
+    "wb-figS11": _trained(trained_figures.draw_attributes),
+    "wb-figS12": _trained(trained_figures.draw_text_to_faces),
 }
 
 

@@ -268,3 +268,275 @@ def draw_samples_by_subset(data: dict) -> Figure:
     _samples_footer(fig, data, f"in each panel the inputs on top, {target} generated below the rule")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# Panel figures (hel-fig10..13, wb-fig4, wb-figS5..S9, S12): drawn from the panels of each run's sample file
+# (poolvae.evaluate.write_panels); text is drawn as text, wrapped above the column it belongs to
+# --------------------------------------------------------------------------------------------------
+
+def panel(arrays: dict, name: str) -> dict:
+    """One panel of a sample file: ``given`` {modality: array}, ``gen`` {modality: (draws, columns, ...)},
+    ``labels`` (columns, L) and ``rows``."""
+    given = {k.split("__")[2]: v for k, v in arrays.items() if k.startswith(f"{name}__given__")}
+    gen = {k.split("__")[2]: v for k, v in arrays.items() if k.startswith(f"{name}__gen__")}
+    return {"given": given, "gen": gen, "labels": arrays.get(f"{name}__labels"), "rows": arrays.get(f"{name}__rows")}
+
+
+def image_grid(images: np.ndarray, gap: int = 2) -> np.ndarray:
+    """(R, C, H, W, ch) uint8 images -> one (R*(H+gap)-gap, C*(W+gap)-gap, 3) uint8 grid on white."""
+    r, c, h, w, ch = images.shape
+    out = np.full((r * (h + gap) - gap, c * (w + gap) - gap, ch), 255, np.uint8)
+    for i in range(r):
+        for j in range(c):
+            out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = images[i, j]
+    return np.repeat(out, 3, -1) if ch == 1 else out
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width)) or "(empty)"
+
+
+def _column_texts(ax, texts, width_px: int, gap: int = 2, chars: int = 18, fontsize: float = 4.0) -> None:
+    """Each text wrapped and centred above its image column (data coordinates of an ``imshow``)."""
+    for j, t in enumerate(texts):
+        ax.text(j * (width_px + gap) + width_px / 2, -3, _wrap(t, chars), ha="center", va="bottom",
+                fontsize=fontsize, transform=ax.transData, clip_on=False)
+
+
+def _load_all(data: dict) -> dict:
+    return {m: load_samples(data["samples"][m]) for m in data["methods"] if m in data.get("samples", {})}
+
+
+def _method_title(m: str, data: dict) -> str:
+    return f"{label(m)} (β {data['samples'][m]['beta']:g})" if m in data.get("samples", {}) else \
+        f"{label(m)}: no samples"
+
+
+def draw_cub_colours(data: dict) -> Figure:
+    """HEL Fig. 10: per model (rows), images generated from each colour caption (columns) of the coherence test."""
+    arrays = _load_all(data)
+    if not arrays:
+        return _empty_figure(data)
+    name = data["panels"][0]
+    n = len(data["methods"])
+    fig, axes = plt.subplots(n, 1, figsize=(6.4, 1.25 * n + 0.5), squeeze=False)
+    for i, m in enumerate(data["methods"]):
+        ax = axes[i][0]
+        ax.axis("off")
+        if m not in arrays:
+            ax.text(0.5, 0.5, _method_title(m, data), ha="center", va="center", fontsize=7, transform=ax.transAxes)
+            continue
+        p = panel(arrays[m], name)
+        gen = p["gen"]["img"]  # (draws, colours, H, W, C)
+        ax.imshow(image_grid(gen), interpolation="nearest")
+        ax.text(-4, gen.shape[2] / 2, _method_title(m, data), ha="right", va="center", fontsize=6)
+        if i == 0:
+            _column_texts(ax, [c.rsplit(" ", 1)[-1] for c in p["given"]["text"]], gen.shape[3], fontsize=6)
+    _samples_footer(fig, data, "columns: 'this bird is completely <colour>'; rows per model: independent draws")
+    fig.tight_layout()
+    return fig
+
+
+def draw_caption_draws(data: dict) -> Figure:
+    """HEL Fig. 11: one test caption (top) and, per model, the images generated from it (one row each)."""
+    arrays = _load_all(data)
+    if not arrays:
+        return _empty_figure(data)
+    name = data["panels"][0]
+    first = panel(next(iter(arrays.values())), name)
+    n = len(data["methods"])
+    fig, axes = plt.subplots(n, 1, figsize=(3.2, 0.85 * n + 0.6), squeeze=False)
+    fig.suptitle(_wrap(first["given"]["text"][0], 60), fontsize=7)
+    for i, m in enumerate(data["methods"]):
+        ax = axes[i][0]
+        ax.axis("off")
+        if m not in arrays:
+            ax.text(0.5, 0.5, _method_title(m, data), ha="center", va="center", fontsize=6, transform=ax.transAxes)
+            continue
+        gen = panel(arrays[m], name)["gen"]["img"][:, :1]  # (draws, 1, H, W, C): the first caption
+        ax.imshow(image_grid(gen.transpose(1, 0, 2, 3, 4)), interpolation="nearest")
+        ax.text(-4, gen.shape[2] / 2, _method_title(m, data), ha="right", va="center", fontsize=6)
+    _samples_footer(fig, data, "per model: independent images generated from the caption above")
+    fig.tight_layout()
+    return fig
+
+
+def draw_captions_to_images(data: dict) -> Figure:
+    """HEL Fig. 12: test captions (top, as text) and, per model (rows), an image generated from each."""
+    arrays = _load_all(data)
+    if not arrays:
+        return _empty_figure(data)
+    name = data["panels"][0]
+    first = panel(next(iter(arrays.values())), name)
+    n = len(data["methods"])
+    fig, axes = plt.subplots(n, 1, figsize=(3.6, 0.95 * n + 0.9), squeeze=False)
+    for i, m in enumerate(data["methods"]):
+        ax = axes[i][0]
+        ax.axis("off")
+        if m not in arrays:
+            ax.text(0.5, 0.5, _method_title(m, data), ha="center", va="center", fontsize=6, transform=ax.transAxes)
+            continue
+        gen = panel(arrays[m], name)["gen"]["img"][:1]  # (1, captions, H, W, C): the first draw
+        ax.imshow(image_grid(gen), interpolation="nearest")
+        ax.text(-4, gen.shape[2] / 2, _method_title(m, data), ha="right", va="center", fontsize=6)
+        if i == 0:
+            _column_texts(ax, first["given"]["text"], gen.shape[3], chars=16)
+    _samples_footer(fig, data, "columns: test captions; rows: one generated image per model")
+    fig.tight_layout()
+    return fig
+
+
+def draw_text_to_faces(data: dict) -> Figure:
+    """HEL Fig. 13, WB Figs. 4 and S12: one model; per panel, the test examples' attribute text above each
+    column (and the test image, where it is an input too), then faces generated from them, one row per draw."""
+    arrays = _load_all(data)
+    if not arrays:
+        return _empty_figure(data)
+    m, a = next(iter(arrays.items()))
+    names = data["panels"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for k, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
+        p = panel(a, name)
+        gen = p["gen"]["img"]  # (draws, columns, H, W, C)
+        rows = ([p["given"]["img"][None]] if "img" in p["given"] else []) + [gen]
+        ax.imshow(image_grid(np.concatenate(rows, 0)), interpolation="nearest")
+        ax.axis("off")
+        _column_texts(ax, p["given"]["text"], gen.shape[3], chars=22, fontsize=3.5)
+        what = " and ".join("the image (first row)" if g == "img" else "the text (above)" for g in p["given"])
+        prefix = f"({'abcdefgh'[k]}) " if len(names) > 1 else ""
+        ax.set_title(f"{prefix}faces generated from {what}", fontsize=6, y=-0.08)
+    _samples_footer(fig, data, f"{_method_title(m, data)}")
+    fig.tight_layout()
+    return fig
+
+
+def draw_polymnist_panel(data: dict) -> Figure:
+    """WB Figs. S5-S7: one model; the conditioning test examples (top rows, one per modality), then the first
+    modality generated from them below the rule, one row per draw."""
+    arrays = _load_all(data)
+    if not arrays:
+        return _empty_figure(data)
+    m, a = next(iter(arrays.items()))
+    name = data["panels"][0]
+    p = panel(a, name)
+    subset = "+".join(p["given"])
+    (target, gen), = p["gen"].items()
+    legacy = {"modalities": np.asarray(list(p["given"])), "inputs": np.stack(list(p["given"].values())),
+              f"given_{subset}": gen}
+    img = sample_panel(legacy, subset)
+    fig, ax = plt.subplots(figsize=(2.6, 2.6 * img.shape[0] / img.shape[1] + 0.3))
+    ax.imshow(img, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(_method_title(m, data), fontsize=7)
+    _samples_footer(fig, data, f"top: {subset.replace('+', ', ')}; below the rule: {target} generated")
+    fig.tight_layout()
+    return fig
+
+
+def _text_grid(ax, texts: np.ndarray, fontsize: float = 5.0) -> None:
+    """(rows, columns) strings drawn as a table of text in ``ax``."""
+    r, c = texts.shape
+    ax.set_xlim(0, c)
+    ax.set_ylim(r, 0)
+    for i in range(r):
+        for j in range(c):
+            ax.text(j + 0.5, i + 0.5, str(texts[i, j]) or "␣", ha="center", va="center", fontsize=fontsize,
+                    family="monospace")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def draw_mst_prior(data: dict) -> Figure:
+    """WB Fig. S8: prior samples per model (columns): (a)-(d) MNIST, (e)-(h) SVHN, (i)-(l) text."""
+    arrays = _load_all(data)
+    if not arrays:
+        return _empty_figure(data)
+    name = data["panels"][0]
+    mods = ("mnist", "svhn", "text")
+    n = len(data["methods"])
+    fig, axes = plt.subplots(3, n, figsize=(1.8 * n, 4.2), squeeze=False)
+    for j, m in enumerate(data["methods"]):
+        for i, mod in enumerate(mods):
+            ax = axes[i][j]
+            ax.axis("off")
+            letter = "abcdefghijklmnopqrstuvwxyz"[i * n + j]
+            ax.set_title(f"({letter}) {_method_title(m, data)}", fontsize=6)
+            if m not in arrays:
+                continue
+            g = panel(arrays[m], name)["gen"][mod]
+            if mod == "text":
+                ax.axis("on")
+                _text_grid(ax, g)
+            else:
+                ax.imshow(image_grid(g), interpolation="nearest")
+    _samples_footer(fig, data, "rows: MNIST, SVHN and text sampled from the prior")
+    fig.tight_layout()
+    return fig
+
+
+def draw_mst_by_digit(data: dict) -> Figure:
+    """WB Fig. S9: MNIST generated per model (columns) from SVHN (a)-(d), text (e)-(h) and both (i)-(l); one
+    column per digit class, one row per draw."""
+    arrays = _load_all(data)
+    if not arrays:
+        return _empty_figure(data)
+    n = len(data["methods"])
+    fig, axes = plt.subplots(len(data["panels"]), n, figsize=(1.9 * n, 1.45 * len(data["panels"]) + 0.4),
+                             squeeze=False)
+    for i, name in enumerate(data["panels"]):
+        given = name.split("_given_", 1)[1].replace("+", " and ")
+        for j, m in enumerate(data["methods"]):
+            ax = axes[i][j]
+            ax.axis("off")
+            letter = "abcdefghijklmnopqrstuvwxyz"[i * n + j]
+            ax.set_title(f"({letter}) {_method_title(m, data)}, given {given}", fontsize=5)
+            if m not in arrays:
+                continue
+            p = panel(arrays[m], name)
+            g = p["gen"]["mnist"]
+            ax.imshow(image_grid(g), interpolation="nearest")
+            _column_texts(ax, [str(int(y[0])) for y in p["labels"]], g.shape[3], fontsize=4)
+    _samples_footer(fig, data, "columns: the test example's digit; rows: independent draws")
+    fig.tight_layout()
+    return fig
+
+
+def draw_attributes(data: dict) -> Figure:
+    """HEL Figs. 14-15, WB Figs. S10-S11: average precision per CelebA attribute (bars, mean ± std over seeds),
+    one panel per input subset; coherence panels show each generated modality."""
+    panels = data.get("panels", {})
+    if not panels:
+        fig, ax = plt.subplots(figsize=(6.0, 1.0))
+        ax.axis("off")
+        ax.text(0.0, 1.0, f"{data['item']}: no evaluation.json with per-attribute scores of {data['method']} "
+                f"(β {data['beta']:g}) at scale {data['scale']}", ha="left", va="top", fontsize=7,
+                transform=ax.transAxes)
+        return fig
+    names = data["attributes"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 1.0, 0.13 * len(names) + 1.2),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(names))
+    for k, (ax, (subset, series)) in enumerate(zip(axes[0], panels.items(), strict=True)):
+        h = 0.8 / len(series)
+        for i, (key, s) in enumerate(series.items()):
+            mean = np.asarray(s["mean"], dtype=float)
+            err = None if s["std"] is None else np.asarray(s["std"], dtype=float)
+            name = "latent" if key == "latent" else f"{key} generated"
+            ax.barh(y + (i - (len(series) - 1) / 2) * h, mean, h, xerr=err, label=name,
+                    color=f"C{i}", error_kw={"lw": 0.5})
+        ax.set_yticks(y, [n.replace("_", " ") for n in names], fontsize=5)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("average precision ↑", fontsize=6)
+        ax.set_title(f"({'abcdefgh'[k]}) input: {subset.replace('img', 'image').replace('+', ' and ')}", fontsize=7)
+        ax.grid(axis="x", alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=5, loc="lower right")
+    fig.text(0.5, -0.01, f"{label(data['method'])} at β {data['beta']:g}, scale {data['scale']} on "
+             f"{data['dataset']}: {data['runs_with_attributes']} of {data['runs_expected']} runs with per-attribute "
+             "scores; mean ± std over seeds", ha="center", va="top", fontsize=6)
+    fig.tight_layout()
+    return fig

@@ -1,6 +1,7 @@
 """The evaluation pipeline: known answers through stub models, CUB captions, settings, and an end-to-end
 `python -m poolvae.evaluate` on a ci-scale run that writes evaluation.json with the documented keys."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -273,6 +274,61 @@ def test_write_samples_from_a_tiny_untrained_model(tmp_path):
     assert not E.samples_up_to_date(tmp_path, "abc") and not E.samples_up_to_date(tmp_path / "none", "abc")
     E.write_samples(model, spec, data, tmp_path, seed=3, n_columns=6, record={"checkpoint_sha256": "abc"})
     assert E.samples_up_to_date(tmp_path, "abc")
+    # PolyMNIST's WB panels (Figs. S5-S7) go beside samples.npz, whose layout above is unchanged
+    with np.load(tmp_path / E.PANELS_FILE["polymnist"]) as z:
+        assert [str(p) for p in z["panels"]] == ["m0_given_m2", "m0_given_m1+m2+m3", "m0_given_m1+m2+m3+m4"]
+        assert z["m0_given_m1+m2+m3__gen__m0"].shape == (4, 6, 28, 28, 3)
+        assert [int(r) for r in z["m0_given_m2__rows"]] == E.sample_rows(20, 6, 3, salt=6)
+    assert E.run_samples_up_to_date(tmp_path, "polymnist-mini", "abc")
     # data sets without a plan get no file
-    assert E.write_samples(model, ds.celeba_spec(["a"]), data, tmp_path / "celeba") is None
-    assert not (tmp_path / "celeba").exists()
+    assert E.write_samples(model, dataclasses.replace(spec, name="other"), data, tmp_path / "other2") is None
+    assert not (tmp_path / "other2").exists()
+
+
+@pytest.mark.parametrize("dataset", ["mnist-svhn-text", "celeba", "cub"])
+def test_write_samples_panels_on_fixtures(fixture_data_root, tmp_path, dataset):
+    """MNIST-SVHN-Text, CelebA and CUB: every panel of E.PANELS with uint8 images and decoded text, seeded."""
+    from poolvae import text as tx
+
+    data = ds.get_dataset(dataset, "test", scale="ci")
+    spec = data.spec
+    model = T.build_model(T.make_config(dataset, "mwbvae", "ci", overrides=dict(latent_dim=4)), spec).eval()
+    f = E.write_samples(model, spec, data, tmp_path, seed=1, record={"checkpoint_sha256": "abc"})
+    assert f == tmp_path / E.SAMPLES_FILE and E.run_samples_up_to_date(tmp_path, dataset, "abc")
+    with np.load(f) as z:
+        a = {k: z[k] for k in z.files}
+    assert [str(p) for p in a["panels"]] == [p.name for p in E.PANELS[dataset]]
+    for p in E.PANELS[dataset]:
+        n = 8 if p.captions else len(a[f"{p.name}__rows"])
+        for t in p.targets:
+            g = a[f"{p.name}__gen__{t}"]
+            mod = spec.modality(t)
+            if mod.kind == "image":
+                assert g.shape == (p.n_draws, n, *mod.shape[1:], mod.shape[0]) and g.dtype == np.uint8
+            else:
+                assert g.shape == (p.n_draws, n) and g.dtype.kind == "U"
+        for m in p.given:  # the test examples themselves: decoded text equals the data set's string
+            x = a[f"{p.name}__given__{m}"]
+            rows = [int(r) for r in a[f"{p.name}__rows"]]
+            if spec.modality(m).kind == "text":
+                want = [data.decode_text(m, data[r][0][spec.names.index(m)]) for r in rows]
+                assert list(x) == [w.strip(tx.MST_PAD + tx.CELEBA_PAD) for w in want]
+            else:
+                assert x.shape == (len(rows), *spec.modality(m).shape[1:], spec.modality(m).shape[0])
+    if dataset == "mnist-svhn-text":  # one column per digit, in order; the text names the digit
+        labels = [int(y[0]) for y in a["mnist_given_text__labels"]]
+        assert labels == sorted(set(labels)) and list(a["mnist_given_text__given__text"]) == \
+            [tx.DIGIT_WORDS[d] for d in labels]
+    if dataset == "cub":
+        assert str(a["img_given_colours__given__text"][0]) == "this bird is completely white"
+    meta = json.loads(str(a["meta"]))
+    assert meta["checkpoint_sha256"] == "abc" and meta["layout"] == "panels/1" and meta["seed"] == 1
+    again = E.write_samples(model, spec, data, tmp_path / "again", seed=1, record={"checkpoint_sha256": "abc"})
+    assert again.read_bytes() == f.read_bytes()
+    assert not E.run_samples_up_to_date(tmp_path, dataset, "other")
+
+
+def test_a_sample_file_without_the_panels_is_stale(tmp_path):
+    np.savez(tmp_path / E.SAMPLES_FILE, meta=np.asarray(json.dumps({"checkpoint_sha256": "abc"})),
+             panels=np.asarray(["img_given_text"]))
+    assert E.samples_up_to_date(tmp_path, "abc") and not E.run_samples_up_to_date(tmp_path, "celeba", "abc")

@@ -1,6 +1,7 @@
 """Tests for poolvae.figures: the command writes results and figures deterministically, into the
 folders it is given, and says which trained items it skipped and why."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -33,7 +34,9 @@ def test_trained_item_without_results_is_skipped_with_the_reason(tmp_path, capsy
     assert not list(tmp_path.iterdir())  # nothing written
 
 
-def test_trained_item_with_results_but_no_drawer_is_skipped(tmp_path, capsys):
+def test_trained_item_with_results_but_no_drawer_is_skipped(tmp_path, capsys, monkeypatch):
+    # every trained item has a drawer now: take hel-fig10's away to check the message
+    monkeypatch.setitem(figures.ITEMS, "hel-fig10", dataclasses.replace(figures.ITEMS["hel-fig10"], draw=None))
     (tmp_path / "hel-fig10.json").write_text("{}")
     figures.main(["--only", "hel-fig10", "--results-dir", str(tmp_path), "--figures-dir", str(tmp_path)])
     out = capsys.readouterr().out

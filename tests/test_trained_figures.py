@@ -13,6 +13,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_experiments import _evaluation, _write  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """run_item keeps its figures open; close them so that many drawings do not pile up."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.mark.parametrize("item", ["hel-fig3", "hel-fig5", "hel-fig6", "wb-fig3"])
 def test_trained_figure_is_drawn_from_its_summary(tmp_path, item):
     exp = X.get_experiment(item)
@@ -86,3 +95,123 @@ def test_sample_figure_without_any_samples_says_so(tmp_path):
     s = X.render("hel-fig9", "cpu", tmp_path, figures_dir=tmp_path)
     assert s["runs_found"] == 0 and len(s["missing"]) == 7
     assert (tmp_path / "hel-fig9.png").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# Panel figures (hel-fig10..13, wb-fig4, wb-figS5..S9, S12) from fixture arrays shaped like
+# poolvae.evaluate.write_panels', and the CelebA per-attribute figures from fixture evaluations
+# --------------------------------------------------------------------------------------------------
+
+_SHAPES = {"polymnist": {f"m{i}": (28, 28, 3) for i in range(5)},
+           "mnist-svhn-text": {"mnist": (28, 28, 1), "svhn": (32, 32, 3), "text": None},
+           "celeba": {"img": (64, 64, 3), "text": None}, "cub": {"img": (64, 64, 3), "text": None}}
+
+
+def _fixture_panels(path: Path, dataset: str, level: int, panels=None) -> None:
+    """A sample file with every panel of poolvae.evaluate.PANELS[dataset] (or ``panels``), random contents."""
+    import json
+
+    import numpy as np
+
+    from poolvae.evaluate import PANELS
+
+    rng = np.random.default_rng(level)
+    shapes = _SHAPES[dataset]
+    chosen = [p for p in PANELS[dataset] if panels is None or p.name in panels]
+    arrays = {"modalities": np.asarray(list(shapes)), "panels": np.asarray([p.name for p in chosen]),
+              "meta": np.asarray(json.dumps({"seed": 0}))}
+
+    def values(m, lead):
+        if shapes[m] is None:
+            return np.asarray([["five, smiling, a bird with a long red beak"[: 4 + (level + i) % 30]
+                                for i in range(lead[-1])]] * (lead[0] if len(lead) > 1 else 1)).reshape(lead)
+        return rng.integers(0, 255, (*lead, *shapes[m]), dtype=np.uint8)
+
+    for p in chosen:
+        n = 8 if p.captions else p.n_columns
+        arrays[f"{p.name}__rows"] = np.arange(n)
+        arrays[f"{p.name}__labels"] = np.arange(n)[:, None] % 10
+        for m in (("text",) if p.captions else p.given):
+            arrays[f"{p.name}__given__{m}"] = values(m, (n,))
+        for t in p.targets:
+            arrays[f"{p.name}__gen__{t}"] = values(t, (p.n_draws, n))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
+PANEL_ITEMS = ["hel-fig10", "hel-fig11", "hel-fig12", "hel-fig13", "wb-fig4", "wb-figS5", "wb-figS6", "wb-figS7",
+               "wb-figS8", "wb-figS9", "wb-figS12"]
+
+
+@pytest.mark.parametrize("item", PANEL_ITEMS)
+def test_panel_figure_is_drawn_from_fixture_arrays_and_names_runs_without_samples(tmp_path, item):
+    exp = X.get_experiment(item)
+    cfgs = exp.runs("cpu")
+    name = X.sample_file(exp)
+    with_samples = cfgs[:-2] if len(cfgs) > 2 else cfgs
+    for k, cfg in enumerate(with_samples):
+        _fixture_panels(tmp_path / "runs" / X.run_path(cfg) / name, exp.dataset, 40 * k)
+    if len(cfgs) > 2:  # one run whose file lacks the item's panels, one without a run
+        _fixture_panels(tmp_path / "runs" / X.run_path(cfgs[-2]) / name, exp.dataset, 1, panels=())
+    s = X.render(item, "cpu", tmp_path, figures_dir=tmp_path)
+    assert s["runs_found"] == len(with_samples) and s["panels"] == list(exp.panels)
+    if len(cfgs) > 2:
+        assert [(m["method"], m["why"]) for m in s["missing"]] == [
+            (cfgs[-2].method, f"its {name} has no panel {', '.join(exp.panels)}"), (cfgs[-1].method, "no run")]
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"{item}.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("item", ["hel-fig13", "wb-figS9"])
+def test_panel_figure_without_any_samples_says_so(tmp_path, item):
+    s = X.render(item, "cpu", tmp_path, figures_dir=tmp_path)
+    assert s["runs_found"] == 0 and len(s["missing"]) == len(X.get_experiment(item).methods)
+    assert (tmp_path / f"{item}.png").exists()
+
+
+def test_image_grid_and_panel():
+    import numpy as np
+
+    from poolvae import trained_figures as TF
+
+    imgs = np.stack([np.stack([np.full((4, 5, 1), 10 * i + j, np.uint8) for j in range(3)]) for i in range(2)])
+    g = TF.image_grid(imgs, gap=1)
+    assert g.shape == (2 * 4 + 1, 3 * 5 + 2, 3) and g[0, 0, 0] == 0 and g[5, 6, 0] == 11 and g[4, 0, 0] == 255
+    arrays = {"a_given_b__given__b": 1, "a_given_b__gen__a": 2, "a_given_b__labels": 3, "c_given_b__gen__c": 4}
+    assert TF.panel(arrays, "a_given_b") == {"given": {"b": 1}, "gen": {"a": 2}, "labels": 3, "rows": None}
+
+
+def _attribute_evaluation(shift: float) -> dict:
+    names = ["Smiling", "Male", "Wearing_Hat"]
+    ap = [0.2 + shift, 0.5, 0.9 - shift]
+    return {"schema": "poolvae.evaluate/1", "modalities": ["img", "text"], "subsets": ["img", "text", "img+text"],
+            "metrics": {"latent": {"per_subset_per_attribute": {s: ap for s in ("img", "text", "img+text")},
+                                   "attributes": names},
+                        "coherence": {"conditional": {
+                            "per_pair_per_attribute": {"img": {"text": ap}, "text": {"img": ap}},
+                            "reconstruction_per_attribute": {"img": {"img": ap}, "text": {"text": ap},
+                                                             "img+text": {"img": ap, "text": ap}},
+                            "attributes": names}}}}
+
+
+@pytest.mark.parametrize("item", ["hel-fig14", "hel-fig15", "wb-figS10", "wb-figS11"])
+def test_attribute_figure_is_drawn_from_evaluations(tmp_path, item):
+    import dataclasses
+
+    exp = X.get_experiment(item)
+    cfg = exp.runs("cpu")[0]
+    _write(tmp_path, cfg, _attribute_evaluation(0.0))
+    _write(tmp_path, dataclasses.replace(cfg, seed=1), _attribute_evaluation(0.1))  # not a cpu run: ignored
+    s = X.render(item, "cpu", tmp_path, figures_dir=tmp_path)
+    assert s["attributes"] == ["Smiling", "Male", "Wearing_Hat"] and list(s["panels"]) == ["img", "text", "img+text"]
+    series = s["panels"]["img"]
+    assert list(series) == (["latent"] if exp.per_attribute == "latent" else ["img", "text"])
+    first = next(iter(series.values()))
+    assert first["mean"] == pytest.approx([0.2, 0.5, 0.9]) and first["n"] == 1 and first["std"] is None
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"{item}.{ext}").stat().st_size > 1000
+
+
+def test_attribute_figure_without_runs_says_so(tmp_path):
+    s = X.render("hel-fig15", "cpu", tmp_path, figures_dir=tmp_path)
+    assert s["runs_found"] == 0 and s["panels"] == {} and (tmp_path / "hel-fig15.png").exists()
