@@ -315,24 +315,40 @@ def _method_title(m: str, data: dict) -> str:
         f"{label(m)}: no samples"
 
 
+def _model_rows(data: dict, arrays: dict, width: float, row_height: float, extra: float, fontsize: float = 6):
+    """A figure with one axes row per model; rows of models without samples say so. Returns the figure and
+    ``[(row, method, axes)]`` for the models that have samples."""
+    n = len(data["methods"])
+    fig, axes = plt.subplots(n, 1, figsize=(width, row_height * n + extra), squeeze=False)
+    rows = []
+    for i, m in enumerate(data["methods"]):
+        ax = axes[i][0]
+        ax.axis("off")
+        if m not in arrays:
+            ax.text(0.5, 0.5, _method_title(m, data), ha="center", va="center", fontsize=fontsize,
+                    transform=ax.transAxes)
+        else:
+            rows.append((i, m, ax))
+    return fig, rows
+
+
+def _show_row(ax, gen, m: str, data: dict) -> None:
+    """One model's image grid ``gen`` (rows, columns, H, W, C), titled with the model on the left."""
+    ax.imshow(image_grid(gen), interpolation="nearest")
+    ax.text(-4, gen.shape[2] / 2, _method_title(m, data), ha="right", va="center", fontsize=6)
+
+
 def draw_cub_colours(data: dict) -> Figure:
     """HEL Fig. 10: per model (rows), images generated from each colour caption (columns) of the coherence test."""
     arrays = _load_all(data)
     if not arrays:
         return _empty_figure(data)
     name = data["panels"][0]
-    n = len(data["methods"])
-    fig, axes = plt.subplots(n, 1, figsize=(6.4, 1.25 * n + 0.5), squeeze=False)
-    for i, m in enumerate(data["methods"]):
-        ax = axes[i][0]
-        ax.axis("off")
-        if m not in arrays:
-            ax.text(0.5, 0.5, _method_title(m, data), ha="center", va="center", fontsize=7, transform=ax.transAxes)
-            continue
+    fig, rows = _model_rows(data, arrays, 6.4, 1.25, 0.5, fontsize=7)
+    for i, m, ax in rows:
         p = panel(arrays[m], name)
         gen = p["gen"]["img"]  # (draws, colours, H, W, C)
-        ax.imshow(image_grid(gen), interpolation="nearest")
-        ax.text(-4, gen.shape[2] / 2, _method_title(m, data), ha="right", va="center", fontsize=6)
+        _show_row(ax, gen, m, data)
         if i == 0:
             _column_texts(ax, [c.rsplit(" ", 1)[-1] for c in p["given"]["text"]], gen.shape[3], fontsize=6)
     _samples_footer(fig, data, "columns: 'this bird is completely <colour>'; rows per model: independent draws")
@@ -347,18 +363,11 @@ def draw_caption_draws(data: dict) -> Figure:
         return _empty_figure(data)
     name = data["panels"][0]
     first = panel(next(iter(arrays.values())), name)
-    n = len(data["methods"])
-    fig, axes = plt.subplots(n, 1, figsize=(3.2, 0.85 * n + 0.6), squeeze=False)
+    fig, rows = _model_rows(data, arrays, 3.2, 0.85, 0.6)
     fig.suptitle(_wrap(first["given"]["text"][0], 60), fontsize=7)
-    for i, m in enumerate(data["methods"]):
-        ax = axes[i][0]
-        ax.axis("off")
-        if m not in arrays:
-            ax.text(0.5, 0.5, _method_title(m, data), ha="center", va="center", fontsize=6, transform=ax.transAxes)
-            continue
+    for _, m, ax in rows:
         gen = panel(arrays[m], name)["gen"]["img"][:, :1]  # (draws, 1, H, W, C): the first caption
-        ax.imshow(image_grid(gen.transpose(1, 0, 2, 3, 4)), interpolation="nearest")
-        ax.text(-4, gen.shape[2] / 2, _method_title(m, data), ha="right", va="center", fontsize=6)
+        _show_row(ax, gen.transpose(1, 0, 2, 3, 4), m, data)
     _samples_footer(fig, data, "per model: independent images generated from the caption above")
     fig.tight_layout()
     return fig
@@ -371,17 +380,10 @@ def draw_captions_to_images(data: dict) -> Figure:
         return _empty_figure(data)
     name = data["panels"][0]
     first = panel(next(iter(arrays.values())), name)
-    n = len(data["methods"])
-    fig, axes = plt.subplots(n, 1, figsize=(3.6, 0.95 * n + 0.9), squeeze=False)
-    for i, m in enumerate(data["methods"]):
-        ax = axes[i][0]
-        ax.axis("off")
-        if m not in arrays:
-            ax.text(0.5, 0.5, _method_title(m, data), ha="center", va="center", fontsize=6, transform=ax.transAxes)
-            continue
+    fig, rows = _model_rows(data, arrays, 3.6, 0.95, 0.9)
+    for i, m, ax in rows:
         gen = panel(arrays[m], name)["gen"]["img"][:1]  # (1, captions, H, W, C): the first draw
-        ax.imshow(image_grid(gen), interpolation="nearest")
-        ax.text(-4, gen.shape[2] / 2, _method_title(m, data), ha="right", va="center", fontsize=6)
+        _show_row(ax, gen, m, data)
         if i == 0:
             _column_texts(ax, first["given"]["text"], gen.shape[3], chars=16)
     _samples_footer(fig, data, "columns: test captions; rows: one generated image per model")
