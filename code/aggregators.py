@@ -326,32 +326,36 @@ def pair_indices(M: int, device=None) -> tuple[Tensor, Tensor]:
     return idx[0], idx[1]
 
 
-def _pair_components(e: Experts) -> tuple[Tensor, Tensor, Tensor]:
-    """Parameters of the pair components ``sqrt(q_i q_j) = S_ij N(mu_ij, s_ij^2)`` for all i < j.
+def _pair_terms(mu_i: Tensor, var_i: Tensor, lv_sum_i: Tensor, mu_j: Tensor, var_j: Tensor,
+                lv_sum_j: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(mu_ij, var_ij, log S_ij)`` of the pairs of experts i and j (broadcast over their leading dims).
 
-    Returns ``(mu_ij, var_ij, log_S_ij)`` of shapes (P, B, D), (P, B, D), (P, B)
-    with P = M (M - 1) / 2 in :func:`pair_indices` order. With ``a = s_j^2 / (s_i^2 + s_j^2)``
-    (a sigmoid of the log-variance gap, so any gap is stable):
+    With ``a = s_j^2 / (s_i^2 + s_j^2)`` (a sigmoid of the log-variance gap, so any gap is stable):
     ``mu_ij = mu_j + a (mu_i - mu_j)`` (HEL eq. 14), ``s_ij^2 = 2 a s_i^2`` (HEL eq. 18) and the log
-    Bhattacharyya coefficient of HEL eq. 11 summed over dimensions. Pairs are gathered with
-    ``index_select`` (one ``index_add`` backward); no Python loop runs over pairs.
+    Bhattacharyya coefficient of HEL eq. 11 summed over the last dim,
+    ``log S_ij = sum_d [(log 2 + (lv_i + lv_j)/2 - log(v_i + v_j)) / 2 - (mu_i - mu_j)^2 / (4 (v_i + v_j))]``,
+    whose per-expert terms come summed over d already (``lv_sum``: (..., B) instead of (..., B, D)).
     """
-    i, j = pair_indices(e.mu.shape[0], device=e.mu.device)
-    D = e.mu.shape[-1]
-    var = torch.exp(e.logvar)
-    mu_i, mu_j = e.mu.index_select(0, i), e.mu.index_select(0, j)  # (P, B, D)
-    var_i, var_j = var.index_select(0, i), var.index_select(0, j)
     inv_sum = torch.reciprocal(var_i + var_j)  # 1 / (s_i^2 + s_j^2)
     diff = mu_i - mu_j
     a = var_j * inv_sum
-    mu_ij = torch.addcmul(mu_j, a, diff)
-    var_ij = 2.0 * a * var_i
-    # log S_ij = sum_d [ (log 2 + (lv_i + lv_j)/2 - log(v_i + v_j)) / 2 - (mu_i - mu_j)^2 / (4 (v_i + v_j)) ];
-    # the terms of one expert are summed over d first, on (M, B) instead of (P, B, D)
+    per_pair = (torch.log(inv_sum) - 0.5 * diff.pow(2) * inv_sum).sum(-1)
+    log_s = 0.5 * per_pair + 0.25 * (lv_sum_i + lv_sum_j) + 0.5 * mu_i.shape[-1] * math.log(2.0)
+    return torch.addcmul(mu_j, a, diff), 2.0 * a * var_i, log_s
+
+
+def _pair_components(e: Experts) -> tuple[Tensor, Tensor, Tensor]:
+    """Parameters of the pair components ``sqrt(q_i q_j) = S_ij N(mu_ij, s_ij^2)`` for all i < j.
+
+    Returns ``(mu_ij, var_ij, log_S_ij)`` of shapes (P, B, D), (P, B, D), (P, B) with P = M (M - 1) / 2 in
+    :func:`pair_indices` order (formulas: :func:`_pair_terms`). Pairs are gathered with ``index_select``
+    (one ``index_add`` backward); no Python loop runs over pairs.
+    """
+    i, j = pair_indices(e.mu.shape[0], device=e.mu.device)
+    var = torch.exp(e.logvar)
     lv_sum = e.logvar.sum(-1)  # (M, B)
-    per_pair = (torch.log(inv_sum) - 0.5 * diff.pow(2) * inv_sum).sum(-1)  # (P, B)
-    log_s = 0.5 * per_pair + 0.25 * (lv_sum[i] + lv_sum[j]) + 0.5 * D * math.log(2.0)
-    return mu_ij, var_ij, log_s
+    return _pair_terms(e.mu.index_select(0, i), var.index_select(0, i), lv_sum[i],
+                       e.mu.index_select(0, j), var.index_select(0, j), lv_sum[j])
 
 
 def _holder_half_log_weights(e: Experts, log_s: Tensor) -> Tensor:
@@ -398,27 +402,20 @@ BLOCK_PAIRS_FROM = 2**18
 
 
 def _pair_blocks(e: Experts) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
-    """The pair components of HEL eqs. 11, 14 and 18, in M - 1 blocks, and their log overlaps.
+    """The pair components of :func:`_pair_components` in M - 1 blocks, and their log overlaps.
 
     Block i holds the pairs (i, j) for j > i, expert i broadcast against the slices ``[i + 1:]``: no
     gathered copies, and no temporary larger than (M - 1, B, D). Returns ``[(mu_ij, var_ij)]`` per block,
     each (M - 1 - i, B, D), and ``log S_ij`` (P, B) in :func:`pair_indices` order (the blocks' order).
-    Same formulas as :func:`_pair_components`, with ``a = s_j^2 / (s_i^2 + s_j^2)``.
     """
-    M, _, D = e.mu.shape
     var = torch.exp(e.logvar)
-    lv_sum = e.logvar.sum(-1)  # (M, B): the log-variance terms of log S, summed over d once per expert
+    lv_sum = e.logvar.sum(-1)  # (M, B)
     comps, log_s = [], []
-    for i in range(M - 1):
-        mu_j, var_j = e.mu[i + 1:], var[i + 1:]
-        inv_sum = torch.reciprocal(var[i] + var_j)
-        diff = e.mu[i] - mu_j
-        a = var_j * inv_sum
-        comps.append((torch.addcmul(mu_j, a, diff), 2.0 * a * var[i]))
-        per_pair = (torch.log(inv_sum) - 0.5 * diff.square() * inv_sum).sum(-1)
-        log_s.append(0.5 * per_pair + 0.25 * (lv_sum[i] + lv_sum[i + 1:]))
-    log_s = torch.cat(log_s, 0) + 0.5 * D * math.log(2.0) if comps else e.mu.new_zeros(0, e.mu.shape[1])
-    return comps, log_s
+    for i in range(e.mu.shape[0] - 1):
+        mu_ij, var_ij, log_s_i = _pair_terms(e.mu[i], var[i], lv_sum[i], e.mu[i + 1:], var[i + 1:], lv_sum[i + 1:])
+        comps.append((mu_ij, var_ij))
+        log_s.append(log_s_i)
+    return comps, torch.cat(log_s, 0) if comps else e.mu.new_zeros(0, e.mu.shape[1])
 
 
 def hellinger(
@@ -623,11 +620,11 @@ def compiled(name: str, dynamic: bool | None = None) -> Callable[..., DiagGaussi
 
     Eager PyTorch runs each elementwise operation of a rule as its own pass over memory, with a new
     temporary each time; Hellinger's pairs make that (M + M(M-1)/2) x D work several dozen times over.
-    ``torch.compile`` (TorchInductor) fuses those passes. On two CPU cores at M = 5, B = 256, D = 512
-    the compiled Hellinger rule measured about 1.5x the eager PoE against about 6x eager (see
-    ``python -m poolvae.bench --compiled``). The first call of each input shape compiles (seconds to a
-    minute on a CPU; a C++ compiler must be installed), later calls reuse the kernels; with the input
-    checks on, the check is a graph break and runs eagerly. Results are cached per ``(name, dynamic)``.
+    ``torch.compile`` (TorchInductor) fuses those passes; ``make bench`` times the compiled rules against
+    the eager and the compiled PoE (``results/bench/aggregators.json``, key ``compiled``). The first call
+    of each input shape compiles (seconds to a minute on a CPU; a C++ compiler must be installed), later
+    calls reuse the kernels; with the input checks on, the check is a graph break and runs eagerly.
+    Results are cached per ``(name, dynamic)``.
     """
     rule = get_pool(name)
     key = (name, bool(dynamic))
