@@ -755,6 +755,13 @@ class CUBImageCaptions(MultimodalDataset):
 # --------------------------------------------------------------------------------------------------
 
 DATASETS = ("polymnist", "polymnist-mini", "mnist-svhn-text", "celeba", "cub")
+
+
+def base_name(dataset: str) -> str:
+    """The data set a name stands for in configs and plans: ``polymnist`` for PolyMNIST and PolyMNIST-mini."""
+    return "polymnist" if dataset.startswith("polymnist") else dataset
+
+
 _ALIASES = {"mnist_svhn_text": "mnist-svhn-text", "mst": "mnist-svhn-text", "bimodal-celeba": "celeba",
             "cub-image-captions": "cub", "polymnist_mini": "polymnist-mini", "mmnist": "polymnist"}
 

@@ -509,13 +509,9 @@ PANELS: dict[str, tuple[Panel, ...]] = {
 PANELS_FILE = {"polymnist": "samples-wb.npz"}  # data sets whose panels are not in samples.npz
 
 
-def _base(dataset: str) -> str:
-    return "polymnist" if dataset.startswith("polymnist") else dataset
-
-
 def sample_files(dataset: str) -> tuple[str, ...]:
     """The sample files :func:`write_samples` writes into a run folder of ``dataset`` (empty: none)."""
-    base = _base(dataset)
+    base = ds.base_name(dataset)
     files = (SAMPLES_FILE,) if base in SAMPLE_PLAN else ()
     return files + ((PANELS_FILE.get(base, SAMPLES_FILE),) if base in PANELS else ())
 
@@ -639,7 +635,7 @@ def write_samples(model: MultimodalVAE, spec, data, run_dir: str | os.PathLike, 
     CelebA and CUB; into :data:`PANELS_FILE` for PolyMNIST, whose ``samples.npz`` keeps its layout). Returns the
     ``samples.npz`` path; data sets without a plan get no file (None). Written atomically; deterministic for a seed.
     """
-    base = _base(spec.name)
+    base = ds.base_name(spec.name)
     if base not in SAMPLE_PLAN and base not in PANELS:
         return None
     out = None
@@ -659,7 +655,7 @@ def _write_plan(model, spec, data, run_dir, seed, n_columns, n_draws, device, re
 
     from .artefacts import atomic_write_bytes
 
-    target, plan = SAMPLE_PLAN[_base(spec.name)]
+    target, plan = SAMPLE_PLAN[ds.base_name(spec.name)]
     names = list(spec.names)
     M = len(names)
     rows = sample_rows(len(data), n_columns, seed, salt=6)
@@ -696,7 +692,7 @@ def samples_up_to_date(run_dir: str | os.PathLike, digest: str, name: str = SAMP
 
 def run_samples_up_to_date(run_dir: str | os.PathLike, dataset: str, digest: str) -> bool:
     """Every sample file of a run of ``dataset`` is up to date (:func:`samples_up_to_date`)."""
-    base = _base(dataset)
+    base = ds.base_name(dataset)
     panels_file = PANELS_FILE.get(base, SAMPLES_FILE)
     return all(samples_up_to_date(run_dir, digest, f, PANELS.get(base, ()) if f == panels_file else ())
                for f in sample_files(dataset))

@@ -102,8 +102,7 @@ def run(scale: str = "cpu", methods=None, steps: int = 10, warmup: int = 3, seed
            "threads": torch.get_num_threads(), "methods": rows}
     if "helvae" in rows:
         h = rows["helvae"]
-        M = 5 if dataset.startswith("polymnist") else 2
-        pool = pooling_seconds(M, h["batch_size"], h["latent_dim"])
+        pool = pooling_seconds(steppers["helvae"].model.M, h["batch_size"], h["latent_dim"])
         out["helvae_pooling_seconds"] = pool
         out["helvae_pooling_share_of_step"] = pool / h["seconds_per_batch"]
     out["provenance"] = provenance(seed=seed, scale=scale)

@@ -134,7 +134,7 @@ def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: 
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     if dataset not in ds.DATASETS:
         raise ValueError(f"unknown data set {dataset!r}; valid: {', '.join(ds.DATASETS)}")
-    base = "polymnist" if dataset.startswith("polymnist") else dataset
+    base = ds.base_name(dataset)
     values: dict = {} if base == "polymnist" else {"arch": DATASET_ARCH[dataset]}
     values.update(SCALE_DEFAULTS.get((dataset, scale), SCALE_DEFAULTS.get((base, scale), {})))
     if scale == "paper":
