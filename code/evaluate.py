@@ -571,11 +571,8 @@ def write_panels(model: MultimodalVAE, spec, data, path: str | os.PathLike, pane
     generated modality. Images are uint8 (..., H, W, C); text is decoded to strings (:func:`decode_texts`).
     Panels without ``by_class`` share their columns' test rows (drawn with :func:`sample_rows`).
     """
-    import io
-    import json
 
     from . import text as tx
-    from .artefacts import atomic_write_bytes
 
     names = list(spec.names)
     M = len(names)
@@ -615,11 +612,7 @@ def write_panels(model: MultimodalVAE, spec, data, path: str | os.PathLike, pane
         for t, d in draws.items():
             arrays[f"{p.name}__gen__{t}"] = np.stack(d)
     fields = {p.name: dataclasses.asdict(p) for p in panels}
-    arrays["meta"] = np.asarray(json.dumps(dict(record or {}, seed=seed, layout="panels/1", panels=fields),
-                                           sort_keys=True))
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return atomic_write_bytes(Path(path), buf.getvalue())
+    return _save_npz(path, arrays, dict(record or {}, seed=seed, layout="panels/1", panels=fields))
 
 
 @torch.no_grad()
@@ -650,10 +643,7 @@ def write_samples(model: MultimodalVAE, spec, data, run_dir: str | os.PathLike, 
 
 def _write_plan(model, spec, data, run_dir, seed, n_columns, n_draws, device, record) -> Path:
     """PolyMNIST's ``samples.npz`` in the layout of :data:`SAMPLE_PLAN` (see :func:`write_samples`)."""
-    import io
-    import json
 
-    from .artefacts import atomic_write_bytes
 
     target, plan = SAMPLE_PLAN[ds.base_name(spec.name)]
     names = list(spec.names)
@@ -669,11 +659,20 @@ def _write_plan(model, spec, data, run_dir, seed, n_columns, n_draws, device, re
         mask = mt.subset_mask(tuple(names.index(n) for n in subset), M, len(rows), device)
         draws = [as_sample(spec.modalities[t].likelihood, model.conditional(xs, mask)[t]) for _ in range(n_draws)]
         arrays[f"given_{'+'.join(subset)}"] = np.stack([_uint8_images(d) for d in draws])
-    arrays["meta"] = np.asarray(json.dumps(dict(record or {}, seed=seed, n_columns=len(rows), n_draws=n_draws),
-                                           sort_keys=True))
+    return _save_npz(Path(run_dir) / SAMPLES_FILE, arrays,
+                     dict(record or {}, seed=seed, n_columns=len(rows), n_draws=n_draws))
+
+
+def _save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict) -> Path:
+    """``arrays`` plus ``meta`` (as sorted JSON) into a compressed npz at ``path``, written atomically."""
+    import io
+    import json
+
+    from .artefacts import atomic_write_bytes
+
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return atomic_write_bytes(Path(run_dir) / SAMPLES_FILE, buf.getvalue())
+    np.savez_compressed(buf, **arrays, meta=np.asarray(json.dumps(meta, sort_keys=True)))
+    return atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def samples_up_to_date(run_dir: str | os.PathLike, digest: str, name: str = SAMPLES_FILE,
