@@ -517,6 +517,15 @@ class CubImageDecoder64(nn.Module):
         return _unfold(torch.sigmoid(self.out(_leaky(h))), lead)  # (..., B, 3, 64, 64)
 
 
+def _cub_text_channels(who: str, length: int, embedding: int, width: int) -> int:
+    """The base channel count ``f = width // 2`` of the CUB text networks, whose three stride-2 and two
+    stride-(1, 2) layers need a caption length divisible by 8 and an embedding divisible by 32."""
+    if length % 8 or embedding % 32:
+        raise ValueError(f"{who} needs a length divisible by 8 and an embedding divisible by 32; "
+                         f"got {length} and {embedding}")
+    return max(width // 2, 1)
+
+
 class CubTextEncoder(nn.Module):
     """CUB caption encoder of MMVAE+ (Palumbo et al., 2023), after MMVAE (Shi et al., 2019): the one-hot
     words (B, L, V) are embedded linearly to (1, L, E = 128) and read as an image by 2-D convolutions with
@@ -529,10 +538,7 @@ class CubTextEncoder(nn.Module):
                  embedding: int = 128):
         super().__init__()
         length, vocab = shape
-        if length % 8 or embedding % 32:
-            raise ValueError(f"CubTextEncoder needs a length divisible by 8 and an embedding divisible by 32; "
-                             f"got {length} and {embedding}")
-        f = max(width // 2, 1)
+        f = _cub_text_channels("CubTextEncoder", length, embedding, width)
         self.embedding = nn.Linear(vocab, embedding)
 
         def block(c_in, c_out, k, s, p):
@@ -565,10 +571,7 @@ class CubTextDecoder(nn.Module):
     def __init__(self, shape=(32, 1590), latent_dim: int = 64, width: int = 64, embedding: int = 128):
         super().__init__()
         length, vocab = shape
-        if length % 8 or embedding % 32:
-            raise ValueError(f"CubTextDecoder needs a length divisible by 8 and an embedding divisible by 32; "
-                             f"got {length} and {embedding}")
-        f = max(width // 2, 1)
+        f = _cub_text_channels("CubTextDecoder", length, embedding, width)
         self.grid = (16 * f, length // 8, embedding // 32)
         self.fc = nn.Linear(latent_dim, math.prod(self.grid))
 
