@@ -145,7 +145,6 @@ class MultimodalVAE(nn.Module):
         self.modalities = list(modalities)
         self.M, self.D, self.Dp = len(modalities), latent_dim, private_dim
         self.beta, self.K, self.dreg, self.rho, self.aux_std = beta, K, dreg, rho, aux_std
-        self.compile_pool = compile_pool
         self.pool = agg.compiled(self.spec.pool) if compile_pool else agg.get_pool(self.spec.pool)
         self.pool_logits = nn.Parameter(torch.zeros(self.M)) if self.spec.learn_pool_weights else None
         n_sub = 2**self.M - 1
@@ -206,17 +205,17 @@ class MultimodalVAE(nn.Module):
 
     def _private_terms(self, pmu: Tensor | None, plogvar: Tensor | None, mask: Tensor):
         """Modality-specific latents for the Gaussian objectives: per modality a (B, Dp) draw from
-        ``q(w_m | x_m)`` where observed and from N(0, I) where not, and their KL to N(0, I) summed over the
-        observed modalities, (B,). ``(None, 0.0)`` without modality-specific latents."""
+        ``q(w_m | x_m)`` where observed and from N(0, I) where not, and each one's KL to N(0, I), (B,), zero
+        where unobserved. ``(None, [])`` without modality-specific latents; sum the KLs for the joint bound."""
         if not self.Dp:
-            return None, 0.0
-        private, kl = [], 0.0
+            return None, []
+        private, kls = [], []
         for m in range(self.M):
             seen = mask[m].unsqueeze(-1)
             draw = latent_rsample(pmu[m], plogvar[m], "gaussian")
             private.append(torch.where(seen, draw, torch.randn_like(draw)))
-            kl = kl + kl_standard_normal(pmu[m], plogvar[m]) * mask[m].to(pmu.dtype)
-        return private, kl
+            kls.append(kl_standard_normal(pmu[m], plogvar[m]) * mask[m].to(pmu.dtype))
+        return private, kls
 
     def _gaussian_elbo(self, q: DiagGaussian, xs, mask, only: int | None = None, private=None):
         z = q.rsample()
@@ -232,20 +231,20 @@ class MultimodalVAE(nn.Module):
     def _objective_elbo(self, xs, mask, mu, logvar, pmu=None, plogvar=None):
         private, kl_private = self._private_terms(pmu, plogvar, mask)
         rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask, private=private)
-        return self._pack(rec, kl + kl_private)
+        return self._pack(rec, kl + sum(kl_private))
 
     def _objective_mvae(self, xs, mask, mu, logvar, pmu=None, plogvar=None):
         private, kl_private = self._private_terms(pmu, plogvar, mask)
         rec, kl = self._gaussian_elbo(self.posterior(mu, logvar, mask), xs, mask, private=private)
-        kl = kl + kl_private
+        kl = kl + sum(kl_private)
         total = rec - self.beta * kl
         for m in range(self.M):  # unimodal ELBOs: modality m alone, reconstructing itself
             sub = torch.zeros_like(mask)
             sub[m] = mask[m]
             r_m, k_m = self._gaussian_elbo(agg.poe(mu, logvar, sub, prior_expert=True), xs, mask, only=m,
                                            private=private)
-            if self.Dp:  # modality m's own private KL belongs to its unimodal bound too
-                k_m = k_m + kl_standard_normal(pmu[m], plogvar[m])
+            if self.Dp:  # modality m's own private KL belongs to its unimodal bound too (masked like the term)
+                k_m = k_m + kl_private[m]
             total = total + (r_m - self.beta * k_m) * mask[m].to(r_m.dtype)
         return self._pack(rec, kl, objective=total)
 
@@ -256,7 +255,7 @@ class MultimodalVAE(nn.Module):
         rec = self.reconstruction(xs, self.decode(z, private), mask)
         kl_k = kl_standard_normal(q.mu, q.logvar)  # (K, B)
         kl = (q.weights * torch.where(q.weights > 0, kl_k, torch.zeros_like(kl_k))).sum(0)
-        return self._pack(rec, kl + kl_private)
+        return self._pack(rec, kl + sum(kl_private))
 
     def _objective_subsets(self, xs, mask, mu, logvar, pmu=None, plogvar=None):
         private, kl_private = self._private_terms(pmu, plogvar, mask)
@@ -268,7 +267,7 @@ class MultimodalVAE(nn.Module):
         present = w > 0
         rec = (w * torch.where(present, rec_k, torch.zeros_like(rec_k))).sum(0)
         kl = (w * torch.where(present, kl_k, torch.zeros_like(kl_k))).sum(0)
-        return self._pack(rec, kl + kl_private)
+        return self._pack(rec, kl + sum(kl_private))
 
     def _objective_iwae(self, xs, mask, mu, logvar, pmu, plogvar):
         fam = self.spec.latent_family
