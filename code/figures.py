@@ -508,6 +508,24 @@ ITEMS: dict[str, Item] = {
 }
 
 
+def preview_png(path: str | Path, width: int = 640) -> bytes:
+    """A figure's PNG for embedding in notebooks: flattened on white, scaled down to ``width`` pixels (aspect
+    kept; never scaled up) and reduced to a 256-colour palette. The committed PNGs are drawn for print, and a
+    sample grid can weigh close to a megabyte; previews are a fifth of that."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        rgba = im.convert("RGBA")
+    flat = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    if flat.width > width:
+        flat = flat.resize((width, round(flat.height * width / flat.width)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    flat.quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
 def run_item(item_id: str, results_dir: Path, figures_dir: Path, seed: int) -> tuple[bool, str]:
     """Compute (exact items), write and draw one item; returns ``(drawn, one-line summary)``."""
     item = ITEMS[item_id]

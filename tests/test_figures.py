@@ -61,3 +61,17 @@ def test_split_limits_put_poe_on_its_own_part_of_a_broken_axis():
     bottom, top = figures._split_limits(curves)
     assert bottom[0] < 3.0 and 5.0 < bottom[1] < 80.0 and top[0] < 80.0 and top[1] > 150.0
     assert figures._split_limits({"poe": [4.0, 3.0], "moe": [4.1, 3.0]}) is None
+
+
+def test_preview_png_scales_down_to_the_width_and_keeps_the_aspect(tmp_path):
+    import io
+
+    from PIL import Image
+
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    Image.new("RGB", (1600, 600), "white").save(big)
+    Image.new("RGB", (300, 200), "white").save(small)
+    with Image.open(io.BytesIO(figures.preview_png(big, width=800))) as im:
+        assert im.size == (800, 300) and im.mode == "P"  # a palette image
+    with Image.open(io.BytesIO(figures.preview_png(small, width=800))) as im:
+        assert im.size == (300, 200)  # never scaled up
