@@ -571,7 +571,6 @@ def write_panels(model: MultimodalVAE, spec, data, path: str | os.PathLike, pane
     generated modality. Images are uint8 (..., H, W, C); text is decoded to strings (:func:`decode_texts`).
     Panels without ``by_class`` share their columns' test rows (drawn with :func:`sample_rows`).
     """
-
     from . import text as tx
 
     names = list(spec.names)
@@ -643,8 +642,6 @@ def write_samples(model: MultimodalVAE, spec, data, run_dir: str | os.PathLike, 
 
 def _write_plan(model, spec, data, run_dir, seed, n_columns, n_draws, device, record) -> Path:
     """PolyMNIST's ``samples.npz`` in the layout of :data:`SAMPLE_PLAN` (see :func:`write_samples`)."""
-
-
     target, plan = SAMPLE_PLAN[ds.base_name(spec.name)]
     names = list(spec.names)
     M = len(names)
