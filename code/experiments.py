@@ -523,12 +523,18 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
 # Collecting and summarising
 # --------------------------------------------------------------------------------------------------
 
+def run_folder(cfg: TrainConfig, results_dir: Path = RESULTS_DIR) -> Path:
+    """The folder of run ``cfg`` under ``results_dir``: ``<results_dir>/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>``,
+    where :func:`poolvae.train.train` writes its metrics and :func:`poolvae.evaluate.evaluate_run` its evaluation."""
+    return Path(results_dir) / "runs" / run_path(cfg)
+
+
 def collect(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
     """Evaluations of the item's runs that exist: {(method, beta): [evaluation dicts over seeds]}
     ({(dataset, method, beta): [...]} for a beta selection such as hel-table5)."""
     found: dict[tuple, list[dict]] = {}
     for cfg in exp.runs(scale):
-        f = Path(results_dir) / "runs" / run_path(cfg) / "evaluation.json"
+        f = run_folder(cfg, results_dir) / "evaluation.json"
         if f.exists():
             key = (cfg.method, cfg.beta) if exp.selection is None else (cfg.dataset, cfg.method, cfg.beta)
             found.setdefault(key, []).append(read_json(f))
@@ -717,7 +723,7 @@ def summarise_samples(exp: Experiment, scale: str, results_dir: Path = RESULTS_D
     seed = exp.seeds[scale][0]
     for m in exp.methods:
         cfg = make_config(dataset_at(exp.dataset, scale), m, scale, beta=method_beta[m], seed=seed)
-        run_dir = Path(results_dir) / "runs" / run_path(cfg)
+        run_dir = run_folder(cfg, results_dir)
         f = run_dir / name
         lacking = _lacking_panels(f, exp.panels) if f.exists() and exp.panels else []
         if f.exists() and not lacking:
@@ -1011,7 +1017,7 @@ def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> str:
         what = f"with {name}"
     else:
         name, what = "evaluation.json", "evaluated"
-    have = sum((Path(results_dir) / "runs" / run_path(c) / name).exists() for c in exp.runs(scale))
+    have = sum((run_folder(c, results_dir) / name).exists() for c in exp.runs(scale))
     f = rendered_dir(results_dir, scale) / f"{exp.id}.json"
     rendered = f"rendered at {read_json(f).get('scale')}" if f.exists() else "not rendered"
     return f"{have}/{len(exp.runs(scale))} {scale} runs {what}, {rendered}"

@@ -38,6 +38,14 @@ def test_run_lists_per_scale():
         X.get_experiment("hel-table99")
 
 
+def test_run_folder_is_the_documented_layout(tmp_path):
+    # results/runs/<scale>/<data set>/<method>/beta=<b>/seed=<s>/, as README and chapter 9 describe it
+    cfg = X.make_config("polymnist-mini", "mopoe", "cpu", beta=2.5, seed=3)
+    assert X.run_folder(cfg, tmp_path) == tmp_path / "runs" / "cpu" / "polymnist-mini" / "mopoe" / "beta=2.5" / "seed=3"
+    _write(tmp_path, cfg, _evaluation(0.7, 0.2, 1.0, 2.0))  # what collect and status read is found there
+    assert (X.run_folder(cfg, tmp_path) / "evaluation.json").exists()
+
+
 def test_ranks_and_kendall_tau():
     assert X.ranks({"a": 0.9, "b": 0.5, "c": 0.9, "d": None}, higher_is_better=True) == {"a": 1, "c": 1, "b": 3}
     assert X.ranks({"a": 10.0, "b": 5.0}, higher_is_better=False) == {"b": 1, "a": 2}
