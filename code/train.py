@@ -15,7 +15,9 @@ DESIGN.md's layout so that runs of different scales can never be mixed up.
 Scales: ``ci`` (seconds, tests), ``cpu`` (PolyMNIST-mini in about five minutes on two cores; the other
 data sets as seeded subsets in a few minutes), ``paper`` (the appendix settings of the papers; GPUs and
 downloaded data sets). Every data set gets its own encoder/decoder family (:func:`poolvae.networks.networks_for`).
-Data sets are read from ``poolvae.datasets.DATA_DIR`` (``<repo>/data``).
+Data sets are read from ``poolvae.datasets.DATA_DIR`` (``<repo>/data``). ``--runs-dir`` and
+``--checkpoint-dir`` put a run elsewhere, for runs outside a scale's settings (a longer training budget,
+say), which a scale's own folder refuses.
 """
 
 from __future__ import annotations
@@ -388,11 +390,16 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", default="cpu", choices=SCALES)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    p.add_argument("--runs-dir", type=Path, default=RESULTS_DIR / "runs",
+                   help="root of the run folders (default results/runs); a run made with other settings than its "
+                        "scale's (say --set epochs=180) belongs in a folder of its own")
+    p.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINT_DIR,
+                   help="root of the checkpoints (default checkpoints/); pass the same to poolvae.evaluate")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     cfg = make_config(a.dataset, a.method, a.scale, parse_overrides(a.set), beta=a.beta, seed=a.seed)
     try:
-        train(cfg, progress=not a.no_progress)
+        train(cfg, a.runs_dir, a.checkpoint_dir, progress=not a.no_progress)
     except KeyboardInterrupt as e:
         print(e)
         raise SystemExit(130) from None

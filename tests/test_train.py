@@ -225,3 +225,16 @@ def test_polymnist_models_build_as_before(scale, method):
     ref = MultimodalVAE([n[0] for n in nets], [n[1] for n in nets], mods, method, cfg.latent_dim, cfg.private_dim)
     a, b = model.state_dict(), ref.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_command_line_puts_a_run_under_the_given_folders(tmp_path):
+    # a longer budget than the scale's goes to a folder of its own; nothing lands in results/ or checkpoints/
+    argv = ["--dataset", "polymnist-mini", "--method", "mopoe", "--beta", "2.5", "--scale", "ci", "--no-progress",
+            "--runs-dir", str(tmp_path / "runs"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--set", "epochs=2", "train_limit=64", "test_limit=32", "batch_size=32", "latent_dim=4", "width=4",
+            "threads=1"]
+    T.main(argv)
+    cfg = T.make_config("polymnist-mini", "mopoe", "ci", T.parse_overrides(argv[-7:]), beta=2.5, seed=0)
+    metrics = json.loads((tmp_path / "runs" / T.run_path(cfg) / "metrics.json").read_text())
+    assert metrics["finished"] and len(metrics["epochs"]) == 2
+    assert (tmp_path / "ckpt" / T.run_path(cfg) / "last.pt").exists()
