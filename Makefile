@@ -133,6 +133,18 @@ reproduce-fig%: ## HELVAE paper alias: reproduce-figN runs reproduce-hel-figN
 reproduce-%: setup  ## Train, evaluate and render a trained item: make reproduce-hel-table8 SCALE=cpu|ci|paper JOBS=n
 	$(PY) -m poolvae.experiments reproduce $* --scale $(SCALE) --jobs $(JOBS) --executor $(EXECUTOR)
 
+.PHONY: diagnose-budget
+BUDGET_EPOCHS ?= 180
+BUDGET_RESULTS = results/diagnostics/epochs=$(BUDGET_EPOCHS)
+BUDGET_CHECKPOINTS = checkpoints/diagnostics/epochs=$(BUDGET_EPOCHS)
+diagnose-budget: setup  ## HELVAE and MoPoE (beta 2.5) at BUDGET_EPOCHS=180 epochs, 3x cpu, in results/diagnostics (chapter 9)
+	for m in helvae mopoe; do \
+	  $(PY) -m poolvae.train --dataset polymnist-mini --method $$m --beta 2.5 --seed 0 --scale cpu \
+	    --set epochs=$(BUDGET_EPOCHS) --runs-dir $(BUDGET_RESULTS)/runs --checkpoint-dir $(BUDGET_CHECKPOINTS) && \
+	  $(PY) -m poolvae.evaluate $(BUDGET_RESULTS)/runs/cpu/polymnist-mini/$$m/beta=2.5/seed=0 \
+	    --checkpoint-dir $(BUDGET_CHECKPOINTS) || exit 1; \
+	done
+
 .PHONY: readme
 readme: setup  ## Regenerate the README's results section from results/ (a test fails when it is out of date)
 	$(PY) -m poolvae.report

@@ -729,8 +729,10 @@ def summarise_samples(exp: Experiment, scale: str, results_dir: Path = RESULTS_D
         if f.exists() and not lacking:
             out["samples"][m] = {"beta": cfg.beta, "seed": seed, "file": repo_relative(f)}
         else:
-            why = ("no run" if not run_dir.exists() else f"the run has no {name}" if not f.exists()
-                   else f"its {name} has no panel {', '.join(lacking)}")
+            # a folder without evaluation.json is a run still training (or never finished): not a run yet,
+            # so the rendered text does not depend on what is in progress on the machine that renders
+            why = (f"its {name} has no panel {', '.join(lacking)}" if f.exists()
+                   else f"the run has no {name}" if (run_dir / "evaluation.json").exists() else "no evaluated run")
             out["missing"].append({"method": m, "beta": cfg.beta, "seed": seed, "run": repo_relative(run_dir),
                                    "why": why})
     out["runs_found"] = len(out["samples"])

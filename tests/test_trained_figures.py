@@ -66,13 +66,18 @@ def test_sample_figure_is_drawn_from_fixture_arrays_and_names_runs_without_sampl
     cfgs = exp.runs("cpu")
     for k, cfg in enumerate(cfgs[:-2]):  # the last two methods: one run without samples.npz, one without a run
         _fixture_samples(tmp_path / "runs" / X.run_path(cfg) / "samples.npz", 40 * k)
-    (tmp_path / "runs" / X.run_path(cfgs[-2])).mkdir(parents=True)
+    evaluated = tmp_path / "runs" / X.run_path(cfgs[-2])
+    evaluated.mkdir(parents=True)
+    (evaluated / "evaluation.json").write_text("{}")
+    training = tmp_path / "runs" / X.run_path(cfgs[-1])  # a run still training counts as no run
+    training.mkdir(parents=True)
+    (training / "config.json").write_text("{}")
     s = X.render(item, "cpu", tmp_path, figures_dir=tmp_path)
     assert s["runs_found"] == len(cfgs) - 2 and set(s["samples"]) == {c.method for c in cfgs[:-2]}
     assert [(m["method"], m["why"]) for m in s["missing"]] == [(cfgs[-2].method, "the run has no samples.npz"),
-                                                                (cfgs[-1].method, "no run")]
+                                                                (cfgs[-1].method, "no evaluated run")]
     out = capsys.readouterr().out
-    assert f"{cfgs[-1].method} (beta 2.5, seed 0): no run" in out and "python -m poolvae.evaluate" in out
+    assert f"{cfgs[-1].method} (beta 2.5, seed 0): no evaluated run" in out and "python -m poolvae.evaluate" in out
     for ext in ("png", "pdf"):
         assert (tmp_path / f"{item}.{ext}").stat().st_size > 1000
 
@@ -157,7 +162,7 @@ def test_panel_figure_is_drawn_from_fixture_arrays_and_names_runs_without_sample
     assert s["runs_found"] == len(with_samples) and s["panels"] == list(exp.panels)
     if len(cfgs) > 2:
         assert [(m["method"], m["why"]) for m in s["missing"]] == [
-            (cfgs[-2].method, f"its {name} has no panel {', '.join(exp.panels)}"), (cfgs[-1].method, "no run")]
+            (cfgs[-2].method, f"its {name} has no panel {', '.join(exp.panels)}"), (cfgs[-1].method, "no evaluated run")]
     for ext in ("png", "pdf"):
         assert (tmp_path / f"{item}.{ext}").stat().st_size > 1000
 
