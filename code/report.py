@@ -4,7 +4,8 @@
     python -m poolvae.report --check    # exit 1 if the README is out of date (the test suite does this)
 
 The section lists every item with what exists for it: the exact figures with their files, the trained
-items with how many of their runs exist and at which scale, the aggregator benchmark as ratios to PoE,
+items with how many of their runs exist and at which scale, the diagnostic runs (``results/diagnostics``)
+beside the runs they vary, the aggregator benchmark as ratios to PoE,
 and the training-cost table (hel-table6) as ratios to HELVAE. Numbers are read from the JSON files and
 rounded for display; the files stay the record.
 """
@@ -59,6 +60,29 @@ def _table6_lines(results: Path) -> list[str]:
     return lines + [""]
 
 
+def _diagnostic_lines(results: Path) -> list[str]:
+    """Each run under ``results/diagnostics/<name>/runs`` beside the run of the same path in ``results/runs``
+    (the scale's own settings): epochs and coherence of both, the diagnostic's name as its heading."""
+    lines = []
+    for diag in sorted(p for p in (results / "diagnostics").glob("*") if (p / "runs").is_dir()):
+        rows = []
+        for ev_file in sorted((diag / "runs").glob("*/*/*/beta=*/seed=*/evaluation.json")):
+            rel = ev_file.parent.relative_to(diag / "runs")
+            base_file = results / "runs" / rel / "evaluation.json"
+            if not base_file.exists():
+                continue
+            ev, base = read_json(ev_file), read_json(base_file)
+            coh, base_coh = ev["metrics"]["coherence"], base["metrics"]["coherence"]
+            rows.append(f"| {rel} | {base['run']['epochs']} → {ev['run']['epochs']} | "
+                        f"{base_coh['conditional']['overall']:.3f} → {coh['conditional']['overall']:.3f} | "
+                        f"{base_coh['unconditional']:.3f} → {coh['unconditional']:.3f} |")
+        if rows:
+            lines += [f"- `results/diagnostics/{diag.name}` (book chapter 9): the same runs with another setting, "
+                      "beside the scale's own", "", "| run | epochs | cond. coherence | uncond. coherence |",
+                      "|---|---|---|---|", *rows, ""]
+    return lines or ["- No diagnostic runs yet (`make diagnose-budget`).", ""]
+
+
 def section(results: Path = RESULTS_DIR) -> str:
     """The Markdown of the results section, from the files in ``results``."""
     from .experiments import EXPERIMENTS
@@ -78,7 +102,8 @@ def section(results: Path = RESULTS_DIR) -> str:
                          f"{where if s['runs_found'] else ''}")
         else:
             lines.append(f"- `{item}`: no runs yet")
-    lines += ["", "### Cost", ""] + _bench_lines(results) + _table6_lines(results) + [END]
+    lines += ["", "### Diagnostics", ""] + _diagnostic_lines(results)
+    lines += ["### Cost", ""] + _bench_lines(results) + _table6_lines(results) + [END]
     return "\n".join(lines) + "\n"
 
 

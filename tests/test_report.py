@@ -32,3 +32,23 @@ def test_update_rewrites_only_between_markers(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "OLD-CONTENT" not in text
     assert report.update_readme(readme, tmp_path, check=True)
+
+
+def _run_eval(folder, epochs: int, cond: float, uncond: float) -> None:
+    folder.mkdir(parents=True)
+    (folder / "evaluation.json").write_text(json.dumps({
+        "run": {"epochs": epochs},
+        "metrics": {"coherence": {"conditional": {"overall": cond}, "unconditional": uncond}}}))
+
+
+def test_section_puts_each_diagnostic_run_beside_the_scales_run(tmp_path):
+    assert "No diagnostic runs yet" in report.section(tmp_path)
+    rel = "cpu/polymnist-mini/helvae/beta=2.5/seed=0"
+    _run_eval(tmp_path / "runs" / rel, 60, 0.25, 0.0412)
+    _run_eval(tmp_path / "diagnostics" / "epochs=180" / "runs" / rel, 180, 0.75, 0.2)
+    # a diagnostic run without a run of the scale's settings has nothing to stand beside: left out
+    _run_eval(tmp_path / "diagnostics" / "epochs=180" / "runs" / rel.replace("helvae", "mopoe"), 180, 0.5, 0.1)
+    text = report.section(tmp_path)
+    assert "`results/diagnostics/epochs=180`" in text
+    assert f"| {rel} | 60 → 180 | 0.250 → 0.750 | 0.041 → 0.200 |" in text
+    assert "mopoe" not in text.split("### Diagnostics")[1].split("### Cost")[0]
