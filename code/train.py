@@ -12,8 +12,9 @@ the optimiser, the random state and the position inside the epoch, and the data 
 is drawn from a generator seeded by (seed, epoch). The scale level in the path is an addition to
 DESIGN.md's layout so that runs of different scales can never be mixed up.
 
-Scales: ``ci`` (seconds, tests), ``cpu`` (PolyMNIST-mini in about five minutes on two cores; the other
-data sets as seeded subsets in a few minutes), ``paper`` (the appendix settings of the papers; GPUs and
+Scales: ``ci`` (seconds, tests), ``cpu`` (PolyMNIST-mini for 60 epochs, 7 to 20 minutes a run on one core and
+CoDEVAE about 1.7 h; too few epochs for HELVAE to reach its rank, as book chapter 9 measures; the other data sets
+as seeded subsets in a few minutes), ``paper`` (the appendix settings of the papers; GPUs and
 downloaded data sets). Every data set gets its own encoder/decoder family (:func:`poolvae.networks.networks_for`).
 Data sets are read from ``poolvae.datasets.DATA_DIR`` (``<repo>/data``). ``--runs-dir`` and
 ``--checkpoint-dir`` put a run elsewhere, for runs outside a scale's settings (a longer training budget,
