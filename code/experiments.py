@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import paper_numbers
 from .artefacts import RESULTS_DIR, provenance, read_json, write_json
-from .train import CHECKPOINT_DIR, TrainConfig, make_config, run_path, train
+from .train import CHECKPOINT_DIR, RUNS_DIR, TrainConfig, make_config, run_path, train
 
 SCALES = ("ci", "cpu", "paper")
 POLYMNIST_METHODS = ("mvae", "mmvae", "mopoe", "mmvaeplus", "mwbvae", "codevae", "helvae")
@@ -462,7 +462,7 @@ def get_experiment(item: str) -> Experiment:
 # Running
 # --------------------------------------------------------------------------------------------------
 
-def run_one(cfg: TrainConfig, results_dir: Path = RESULTS_DIR / "runs", checkpoint_dir: Path = CHECKPOINT_DIR,
+def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
             evaluate_kwargs: dict | None = None, progress: bool = False) -> Path:
     """Train (or resume, or skip) one run, then evaluate it (skipped when up to date)."""
     from .evaluate import evaluate_run  # evaluation needs classifiers; import only when running
@@ -524,8 +524,9 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
 # --------------------------------------------------------------------------------------------------
 
 def run_folder(cfg: TrainConfig, results_dir: Path = RESULTS_DIR) -> Path:
-    """The folder of run ``cfg`` under ``results_dir``: ``<results_dir>/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>``,
-    where :func:`poolvae.train.train` writes its metrics and :func:`poolvae.evaluate.evaluate_run` its evaluation."""
+    """The folder of run ``cfg`` under ``results_dir``:
+    ``<results_dir>/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>``, where :func:`poolvae.train.train` writes
+    its metrics and :func:`poolvae.evaluate.evaluate_run` its evaluation."""
     return Path(results_dir) / "runs" / run_path(cfg)
 
 

@@ -65,9 +65,9 @@ def _diagnostic_lines(results: Path) -> list[str]:
     (the scale's own settings): epochs and coherence of both, the diagnostic's name as its heading."""
     lines = []
     for diag in sorted(p for p in (results / "diagnostics").glob("*") if (p / "runs").is_dir()):
-        rows = []
-        for ev_file in sorted((diag / "runs").glob("*/*/*/beta=*/seed=*/evaluation.json")):
-            rel = ev_file.parent.relative_to(diag / "runs")
+        rows, runs = [], diag / "runs"
+        for ev_file in sorted(runs.glob("*/*/*/beta=*/seed=*/evaluation.json")):
+            rel = ev_file.parent.relative_to(runs)
             base_file = results / "runs" / rel / "evaluation.json"
             if not base_file.exists():
                 continue

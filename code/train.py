@@ -44,6 +44,7 @@ from .networks import DATASET_ARCH, architectures_for, networks_for
 
 SCALES = ("ci", "cpu", "paper")
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+RUNS_DIR = RESULTS_DIR / "runs"  # the run folders of every scale's own settings
 
 
 @dataclass
@@ -281,7 +282,7 @@ def check_same_run(cfg: TrainConfig, run_dir: Path) -> None:
                          f"checkpoint) to train this config, or pass the old values with --set")
 
 
-def train(cfg: TrainConfig, results_dir: Path = RESULTS_DIR / "runs", checkpoint_dir: Path = CHECKPOINT_DIR,
+def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
           progress: bool = True, stop_after_steps: int | None = None) -> Path:
     """Train (or resume, or skip) the run ``cfg``; return its run folder.
 
@@ -391,7 +392,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", default="cpu", choices=SCALES)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
-    p.add_argument("--runs-dir", type=Path, default=RESULTS_DIR / "runs",
+    p.add_argument("--runs-dir", type=Path, default=RUNS_DIR,
                    help="root of the run folders (default results/runs); a run made with other settings than its "
                         "scale's (say --set epochs=180) belongs in a folder of its own")
     p.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINT_DIR,

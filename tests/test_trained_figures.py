@@ -64,7 +64,7 @@ def _fixture_samples(path: Path, level: int, n_columns: int = 3, n_draws: int = 
 def test_sample_figure_is_drawn_from_fixture_arrays_and_names_runs_without_samples(tmp_path, item, capsys):
     exp = X.get_experiment(item)
     cfgs = exp.runs("cpu")
-    for k, cfg in enumerate(cfgs[:-2]):  # the last two methods: one run without samples.npz, one without a run
+    for k, cfg in enumerate(cfgs[:-2]):  # the last two methods: one run without samples.npz, one still training
         _fixture_samples(tmp_path / "runs" / X.run_path(cfg) / "samples.npz", 40 * k)
     evaluated = tmp_path / "runs" / X.run_path(cfgs[-2])
     evaluated.mkdir(parents=True)
@@ -162,7 +162,8 @@ def test_panel_figure_is_drawn_from_fixture_arrays_and_names_runs_without_sample
     assert s["runs_found"] == len(with_samples) and s["panels"] == list(exp.panels)
     if len(cfgs) > 2:
         assert [(m["method"], m["why"]) for m in s["missing"]] == [
-            (cfgs[-2].method, f"its {name} has no panel {', '.join(exp.panels)}"), (cfgs[-1].method, "no evaluated run")]
+            (cfgs[-2].method, f"its {name} has no panel {', '.join(exp.panels)}"),
+            (cfgs[-1].method, "no evaluated run")]
     for ext in ("png", "pdf"):
         assert (tmp_path / f"{item}.{ext}").stat().st_size > 1000
 
