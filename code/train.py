@@ -79,8 +79,8 @@ EXECUTION_FIELDS = ("threads", "compile_pool")
 # Settings per (dataset, scale) and per-method overrides, each citing its source.
 SCALE_DEFAULTS: dict[tuple[str, str], dict] = {
     ("polymnist-mini", "ci"): dict(latent_dim=16, width=8, epochs=2, batch_size=64, train_limit=256, test_limit=64),
-    # 7,500 Adam steps, about 7 to 10 minutes a run on one core (CoDEVAE about ten times that). 60 epochs, not 20:
-    # HELVAE's encoders must first agree before its moment-matched pool carries information (its variance holds the
+    # 7,500 Adam steps, 7 to 20 minutes a run on one core (CoDEVAE about 1.7 h). 60 epochs, not 20: HELVAE's
+    # encoders must first agree before its moment-matched pool carries information (its variance holds the
     # experts' disagreement), so it starts late: the linear probe of its joint posterior read 0.21 at epoch 20, 0.42
     # at 30, 0.79 at 50 and 0.88 at 60, while WB-VAE's read 0.43 at epoch 10. cpu-scale numbers compare the methods
     # at one small budget; they are not the papers' values.
