@@ -717,12 +717,16 @@ def load_run(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike = CHE
                                 f"(results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>)?")
     cfg = TrainConfig(**read_json(cfg_file))
     ckpt = Path(checkpoint_dir) / run_path(cfg) / "last.pt"
-    if not ckpt.exists():
-        raise FileNotFoundError(f"no checkpoint at {ckpt}; train the run with `python -m poolvae.train "
-                                f"--dataset {cfg.dataset} --method {cfg.method} --beta {cfg.beta:g} --seed {cfg.seed} "
-                                f"--scale {cfg.scale}`, or pass --checkpoint-dir")
     metrics_file = run_dir / "metrics.json"
     finished = metrics_file.exists() and read_json(metrics_file).get("finished", False)
+    if not ckpt.exists():
+        command = (f"`python -m poolvae.train --dataset {cfg.dataset} --method {cfg.method} --beta {cfg.beta:g} "
+                   f"--seed {cfg.seed} --scale {cfg.scale}`")
+        if finished:  # training would skip the finished run, so say how to make it train again
+            raise FileNotFoundError(f"{run_dir} is a finished run but its checkpoint is not at {ckpt} (checkpoints are "
+                                    f"git-ignored, so a clone has none): pass --checkpoint-dir where it is, or delete "
+                                    f"{run_dir} and train it again with {command}")
+        raise FileNotFoundError(f"no checkpoint at {ckpt}; train the run with {command}, or pass --checkpoint-dir")
     if not finished and not allow_unfinished:
         raise RuntimeError(f"run {run_dir} is not finished; finish its training first or pass --allow-unfinished")
     return cfg, ckpt
@@ -738,6 +742,36 @@ def _load_model(cfg: TrainConfig, ckpt: Path, device: str) -> tuple[MultimodalVA
     return model, spec, state
 
 
+def _same_protocol(evaluation: dict, scale: str, settings: EvalSettings) -> bool:
+    """Whether an ``evaluation.json`` was made with this schema, scale and settings."""
+    return evaluation.get("schema") == SCHEMA and evaluation.get("scale") == scale and \
+        evaluation.get("settings") == dataclasses.asdict(settings)
+
+
+def _kept_without_checkpoint(run_dir: Path, checkpoint_dir: str | os.PathLike, scale: str | None,
+                             overrides: dict | None) -> bool:
+    """True when ``run_dir`` holds an evaluation made with today's protocol but not the checkpoint it came from.
+
+    That is a committed run in a clone (checkpoints are git-ignored): its ``evaluation.json`` is kept as it
+    is, so ``make reproduce-<id>`` renders the committed runs instead of failing on them. An evaluation made
+    with another protocol cannot be redone without the checkpoint, which raises an error saying so.
+    """
+    out_file, cfg_file = run_dir / "evaluation.json", run_dir / "config.json"
+    if not (out_file.exists() and cfg_file.exists()):
+        return False
+    cfg = TrainConfig(**read_json(cfg_file))
+    ckpt = Path(checkpoint_dir) / run_path(cfg) / "last.pt"
+    if ckpt.exists():
+        return False
+    scale = scale or cfg.scale
+    if not _same_protocol(read_json(out_file), scale, make_settings(scale, overrides)):
+        raise FileNotFoundError(f"{out_file} was made with other evaluation settings (or an older schema), and the "
+                                f"checkpoint to redo it is not at {ckpt}: pass --checkpoint-dir where it is, or "
+                                f"delete {run_dir} and train the run again")
+    print(f"keep {out_file}: it is up to date and its checkpoint is not here (checkpoints are git-ignored)")
+    return True
+
+
 def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides: dict | None = None,
                  checkpoint_dir: str | os.PathLike = CHECKPOINT_DIR,
                  classifier_dir: str | os.PathLike = CLASSIFIER_DIR,
@@ -746,20 +780,23 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
     """Evaluate the run in ``run_dir`` and write ``run_dir/evaluation.json``; return its path.
 
     ``scale`` picks the protocol's sample counts (default: the run's scale); the data and the
-    classifiers are always those of the run's scale, since the model was trained on them.
+    classifiers are always those of the run's scale, since the model was trained on them. An evaluation
+    made with the same settings from the same checkpoint is kept; so is one made with the same settings
+    when the checkpoint is not in ``checkpoint_dir`` (a committed run in a clone). ``force`` redoes it.
     """
     run_dir = Path(run_dir)
+    out_file = run_dir / "evaluation.json"
+    if not force and _kept_without_checkpoint(run_dir, checkpoint_dir, scale, overrides):
+        return out_file
     cfg, ckpt = load_run(run_dir, checkpoint_dir, allow_unfinished)
     scale = scale or cfg.scale
     settings = make_settings(scale, overrides)
-    out_file = run_dir / "evaluation.json"
     digest = _sha256(ckpt)
     device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     sample_record = {"run": repo_relative(run_dir), "checkpoint_sha256": digest}
     if out_file.exists() and not force:
         old = read_json(out_file)
-        if old.get("schema") == SCHEMA and old.get("scale") == scale and \
-                old.get("settings") == dataclasses.asdict(settings) and old["run"].get("checkpoint_sha256") == digest:
+        if _same_protocol(old, scale, settings) and old["run"].get("checkpoint_sha256") == digest:
             if not run_samples_up_to_date(run_dir, cfg.dataset, digest):  # made before samples.npz existed
                 model, spec, _ = _load_model(cfg, ckpt, device)
                 write_samples(model, spec, load_data(cfg, "test"), run_dir, settings.seed, device=device,

@@ -225,14 +225,22 @@ def test_end_to_end_cli_on_a_ci_run(tmp_path):
     r2 = json.loads((run / "evaluation.json").read_text())
     assert set(r2["metrics"]) == {"log_likelihood"} and list(r2["metrics"]["log_likelihood"]["per_subset"]) == \
         ["m0+m1+m2+m3+m4"]
+    # a committed run in a clone has no checkpoint: an evaluation with the same settings is kept as it is ...
+    after, elsewhere = (run / "evaluation.json").read_bytes(), dict(common, checkpoint_dir=tmp_path / "no-ckpt")
+    E.evaluate_run(run, overrides=dict(same, sections="log_likelihood", ll_subsets="joint"), **elsewhere)
+    assert (run / "evaluation.json").read_bytes() == after
+    # ... one with other settings cannot be redone without it, and the error says what to do
+    with pytest.raises(FileNotFoundError, match="other evaluation settings.*--checkpoint-dir"):
+        E.evaluate_run(run, overrides=same, **elsewhere)
+    assert (run / "evaluation.json").read_bytes() == after
 
 
 def test_missing_checkpoint_and_unfinished_runs_are_clear_errors(tmp_path):
     cfg = T.make_config("polymnist-mini", "helvae", "ci", overrides=dict(epochs=1, train_limit=32, test_limit=8,
                                                                           latent_dim=2, width=2, batch_size=32))
     run = T.train(cfg, results_dir=tmp_path / "runs", checkpoint_dir=tmp_path / "ckpt", progress=False)
-    with pytest.raises(FileNotFoundError, match="python -m poolvae.train"):
-        E.load_run(run, tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match="finished run.*delete.*python -m poolvae.train"):
+        E.load_run(run, tmp_path / "elsewhere")  # training would skip a finished run: the error says so
     with pytest.raises(FileNotFoundError, match="config.json"):
         E.load_run(tmp_path, tmp_path / "ckpt")
     (run / "metrics.json").write_text(json.dumps({"finished": False}))
