@@ -135,10 +135,10 @@ reproduce-%: setup  ## Train, evaluate and render a trained item: make reproduce
 
 .PHONY: diagnose-budget
 BUDGET_EPOCHS ?= 180
-BUDGET_METHODS ?= helvae mopoe
+BUDGET_METHODS ?= helvae mopoe mwbvae mvae mmvae mmvaeplus
 BUDGET_RESULTS = results/diagnostics/epochs=$(BUDGET_EPOCHS)
 BUDGET_CHECKPOINTS = checkpoints/diagnostics/epochs=$(BUDGET_EPOCHS)
-diagnose-budget: setup  ## BUDGET_METHODS (HELVAE, MoPoE) at beta 2.5 for BUDGET_EPOCHS=180 epochs, 3x cpu, in results/diagnostics
+diagnose-budget: setup  ## BUDGET_METHODS (HEL Table 8's but CoDEVAE; ~3 h) at beta 2.5 for BUDGET_EPOCHS=180 epochs, 3x cpu, in results/diagnostics
 	for m in $(BUDGET_METHODS); do \
 	  $(PY) -m poolvae.train --dataset polymnist-mini --method $$m --beta 2.5 --seed 0 --scale cpu \
 	    --set epochs=$(BUDGET_EPOCHS) --runs-dir $(BUDGET_RESULTS)/runs --checkpoint-dir $(BUDGET_CHECKPOINTS) && \
