@@ -96,7 +96,7 @@ from .classifiers import CLASSIFIER_DIR, CLASSIFIER_RESULTS_DIR, features_and_lo
 from .configs import typed
 from .fid import FeatureExtractor, fid_from_features, frechet_distance_features
 from .models import MultimodalVAE
-from .train import CHECKPOINT_DIR, SCALES, TrainConfig, build_model, load_data, run_path
+from .train import CHECKPOINT_DIR, SCALES, TrainConfig, build_model, checkpoint_file, load_data
 
 SCHEMA = "poolvae.evaluate/1"
 SECTIONS = ("coherence", "latent", "log_likelihood", "quality")
@@ -716,7 +716,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike = CHE
         raise FileNotFoundError(f"{cfg_file} does not exist: is {run_dir} a run folder "
                                 f"(results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>)?")
     cfg = TrainConfig(**read_json(cfg_file))
-    ckpt = Path(checkpoint_dir) / run_path(cfg) / "last.pt"
+    ckpt = checkpoint_file(cfg, checkpoint_dir)
     metrics_file = run_dir / "metrics.json"
     finished = metrics_file.exists() and read_json(metrics_file).get("finished", False)
     if not ckpt.exists():
@@ -760,7 +760,7 @@ def _kept_without_checkpoint(run_dir: Path, checkpoint_dir: str | os.PathLike, s
     if not (out_file.exists() and cfg_file.exists()):
         return False
     cfg = TrainConfig(**read_json(cfg_file))
-    ckpt = Path(checkpoint_dir) / run_path(cfg) / "last.pt"
+    ckpt = checkpoint_file(cfg, checkpoint_dir)
     if ckpt.exists():
         return False
     scale = scale or cfg.scale

@@ -165,6 +165,11 @@ def run_path(cfg: TrainConfig) -> Path:
     return Path(cfg.scale, cfg.dataset, cfg.method, f"beta={cfg.beta:g}", f"seed={cfg.seed}")
 
 
+def checkpoint_file(cfg: TrainConfig, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Path:
+    """Where the run ``cfg`` keeps its checkpoint: ``<checkpoint_dir>/<run path>/last.pt``."""
+    return Path(checkpoint_dir) / run_path(cfg) / "last.pt"
+
+
 def build_model(cfg: TrainConfig, spec) -> MultimodalVAE:
     """The model of a run, initialised from ``cfg.seed``; each modality gets its data set's networks."""
     torch.manual_seed(cfg.seed)
@@ -290,7 +295,7 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
     (used by the resume test): a checkpoint is written and :class:`KeyboardInterrupt` raised.
     """
     rel = run_path(cfg)
-    run_dir, ckpt = Path(results_dir) / rel, Path(checkpoint_dir) / rel / "last.pt"
+    run_dir, ckpt = Path(results_dir) / rel, checkpoint_file(cfg, checkpoint_dir)
     metrics_file = run_dir / "metrics.json"
     if metrics_file.exists() and read_json(metrics_file).get("finished"):
         check_same_run(cfg, run_dir)

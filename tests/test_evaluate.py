@@ -244,6 +244,8 @@ def test_missing_checkpoint_and_unfinished_runs_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         E.load_run(tmp_path, tmp_path / "ckpt")
     (run / "metrics.json").write_text(json.dumps({"finished": False}))
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*python -m poolvae.train"):
+        E.load_run(run, tmp_path / "elsewhere", allow_unfinished=True)  # unfinished: training resumes or restarts
     with pytest.raises(RuntimeError, match="not finished"):
         E.load_run(run, tmp_path / "ckpt")
     assert E.load_run(run, tmp_path / "ckpt", allow_unfinished=True)[0] == cfg
