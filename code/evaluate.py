@@ -710,13 +710,24 @@ def _sha256(path: Path) -> str:
 def load_run(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike = CHECKPOINT_DIR,
              allow_unfinished: bool = False) -> tuple[TrainConfig, Path]:
     """The run's config and checkpoint path; errors say how to produce what is missing."""
-    run_dir = Path(run_dir)
+    cfg = _run_config(Path(run_dir))
+    ckpt = checkpoint_file(cfg, checkpoint_dir)
+    _check_run_checkpoint(cfg, Path(run_dir), ckpt, allow_unfinished)
+    return cfg, ckpt
+
+
+def _run_config(run_dir: Path) -> TrainConfig:
+    """The config of the run in ``run_dir``; a folder that is not a run folder is a clear error."""
     cfg_file = run_dir / "config.json"
     if not cfg_file.exists():
         raise FileNotFoundError(f"{cfg_file} does not exist: is {run_dir} a run folder "
                                 f"(results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>)?")
-    cfg = TrainConfig(**read_json(cfg_file))
-    ckpt = checkpoint_file(cfg, checkpoint_dir)
+    return TrainConfig(**read_json(cfg_file))
+
+
+def _check_run_checkpoint(cfg: TrainConfig, run_dir: Path, ckpt: Path, allow_unfinished: bool) -> None:
+    """Raise unless ``ckpt``, the checkpoint of the run ``cfg``, exists and the run is finished (or
+    ``allow_unfinished``); the errors say what to do."""
     metrics_file = run_dir / "metrics.json"
     finished = metrics_file.exists() and read_json(metrics_file).get("finished", False)
     if not ckpt.exists():
@@ -729,7 +740,6 @@ def load_run(run_dir: str | os.PathLike, checkpoint_dir: str | os.PathLike = CHE
         raise FileNotFoundError(f"no checkpoint at {ckpt}; train the run with {command}, or pass --checkpoint-dir")
     if not finished and not allow_unfinished:
         raise RuntimeError(f"run {run_dir} is not finished; finish its training first or pass --allow-unfinished")
-    return cfg, ckpt
 
 
 def _load_model(cfg: TrainConfig, ckpt: Path, device: str) -> tuple[MultimodalVAE, object, dict]:
@@ -748,28 +758,19 @@ def _same_protocol(evaluation: dict, scale: str, settings: EvalSettings) -> bool
         evaluation.get("settings") == dataclasses.asdict(settings)
 
 
-def _kept_without_checkpoint(run_dir: Path, checkpoint_dir: str | os.PathLike, scale: str | None,
-                             overrides: dict | None) -> bool:
-    """True when ``run_dir`` holds an evaluation made with today's protocol but not the checkpoint it came from.
+def _keep_without_checkpoint(old: dict, out_file: Path, scale: str, settings: EvalSettings, ckpt: Path) -> Path:
+    """Keep ``out_file``, an evaluation whose checkpoint ``ckpt`` is not here, if it was made with ``settings``.
 
     That is a committed run in a clone (checkpoints are git-ignored): its ``evaluation.json`` is kept as it
     is, so ``make reproduce-<id>`` renders the committed runs instead of failing on them. An evaluation made
-    with another protocol cannot be redone without the checkpoint, which raises an error saying so.
+    with other settings cannot be redone without the checkpoint, which raises an error saying so.
     """
-    out_file, cfg_file = run_dir / "evaluation.json", run_dir / "config.json"
-    if not (out_file.exists() and cfg_file.exists()):
-        return False
-    cfg = TrainConfig(**read_json(cfg_file))
-    ckpt = checkpoint_file(cfg, checkpoint_dir)
-    if ckpt.exists():
-        return False
-    scale = scale or cfg.scale
-    if not _same_protocol(read_json(out_file), scale, make_settings(scale, overrides)):
+    if not _same_protocol(old, scale, settings):
         raise FileNotFoundError(f"{out_file} was made with other evaluation settings (or an older schema), and the "
                                 f"checkpoint to redo it is not at {ckpt}: pass --checkpoint-dir where it is, or "
-                                f"delete {run_dir} and train the run again")
+                                f"delete {out_file.parent} and train the run again")
     print(f"keep {out_file}: it is up to date and its checkpoint is not here (checkpoints are git-ignored)")
-    return True
+    return out_file
 
 
 def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides: dict | None = None,
@@ -785,24 +786,25 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
     when the checkpoint is not in ``checkpoint_dir`` (a committed run in a clone). ``force`` redoes it.
     """
     run_dir = Path(run_dir)
-    out_file = run_dir / "evaluation.json"
-    if not force and _kept_without_checkpoint(run_dir, checkpoint_dir, scale, overrides):
-        return out_file
-    cfg, ckpt = load_run(run_dir, checkpoint_dir, allow_unfinished)
+    cfg = _run_config(run_dir)
     scale = scale or cfg.scale
     settings = make_settings(scale, overrides)
+    out_file = run_dir / "evaluation.json"
+    old = read_json(out_file) if out_file.exists() and not force else None
+    ckpt = checkpoint_file(cfg, checkpoint_dir)
+    if old is not None and not ckpt.exists():
+        return _keep_without_checkpoint(old, out_file, scale, settings, ckpt)
+    _check_run_checkpoint(cfg, run_dir, ckpt, allow_unfinished)
     digest = _sha256(ckpt)
     device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     sample_record = {"run": repo_relative(run_dir), "checkpoint_sha256": digest}
-    if out_file.exists() and not force:
-        old = read_json(out_file)
-        if _same_protocol(old, scale, settings) and old["run"].get("checkpoint_sha256") == digest:
-            if not run_samples_up_to_date(run_dir, cfg.dataset, digest):  # made before samples.npz existed
-                model, spec, _ = _load_model(cfg, ckpt, device)
-                write_samples(model, spec, load_data(cfg, "test"), run_dir, settings.seed, device=device,
-                              record=sample_record)
-            print(f"skip {run_dir}: evaluation.json is up to date (pass --force to redo it)")
-            return out_file
+    if old is not None and _same_protocol(old, scale, settings) and old["run"].get("checkpoint_sha256") == digest:
+        if not run_samples_up_to_date(run_dir, cfg.dataset, digest):  # made before samples.npz existed
+            model, spec, _ = _load_model(cfg, ckpt, device)
+            write_samples(model, spec, load_data(cfg, "test"), run_dir, settings.seed, device=device,
+                          record=sample_record)
+        print(f"skip {run_dir}: evaluation.json is up to date (pass --force to redo it)")
+        return out_file
     model, spec, state = _load_model(cfg, ckpt, device)
     test_data, train_data = load_data(cfg, "test"), load_data(cfg, "train")
     write_samples(model, spec, test_data, run_dir, settings.seed, device=device, record=sample_record)
