@@ -281,9 +281,35 @@ def mixture_of_pools(
     return GaussianMixture(pooled.mu.reshape(K, B, D), pooled.logvar.reshape(K, B, D), log_w)
 
 
-def mopoe(mu: Tensor, logvar: Tensor, mask: Tensor | None = None, prior_expert: bool = False) -> GaussianMixture:
-    """MoPoE (Sutter et al., 2021): uniform mixture of the PoE of every non-empty observed subset."""
-    return mixture_of_pools(poe, mu, logvar, mask, rule="mopoe", prior_expert=prior_expert)
+#: Where MoPoE multiplies the prior N(0, I) into a subset's PoE: ``"none"``, ``"full"`` (the subset of all M
+#: modalities only) or ``"all"`` (every subset).
+MOPOE_PRIOR_EXPERT = ("none", "full", "all")
+
+
+def times_standard_normal(q: DiagGaussian) -> DiagGaussian:
+    """``q N(0, I)`` renormalised: the PoE of a diagonal Gaussian with the prior (precisions add, the prior's is 1)."""
+    logvar = -torch.logaddexp(-q.logvar, torch.zeros_like(q.logvar))  # 1 / (1/s^2 + 1)
+    return DiagGaussian(q.mu * torch.exp(logvar - q.logvar), logvar)
+
+
+def mopoe(mu: Tensor, logvar: Tensor, mask: Tensor | None = None, prior_expert: bool | str = "none") -> GaussianMixture:
+    """MoPoE (Sutter et al., 2021): uniform mixture of the PoE of every non-empty observed subset.
+
+    ``prior_expert`` says where ``N(0, I)`` joins the product (:data:`MOPOE_PRIOR_EXPERT`). The authors' code
+    (and ``multivae``) multiplies it into the PoE of the full set of M modalities only, ``"full"``, which is
+    what :class:`poolvae.models.MultimodalVAE` trains by default; ``"none"`` is the plain MoPoE of the paper's
+    equations, ``"all"`` (or ``True``) puts it in every subset's product.
+    """
+    where = ("all" if prior_expert else "none") if isinstance(prior_expert, bool) else prior_expert
+    if where not in MOPOE_PRIOR_EXPERT:
+        raise ValueError(f"mopoe: prior_expert must be one of {MOPOE_PRIOR_EXPERT}; got {prior_expert!r}")
+    q = mixture_of_pools(poe, mu, logvar, mask, rule="mopoe", prior_expert=where == "all")
+    if where != "full":
+        return q
+    # the full set is the last subset (subsets are ordered by size); its component exists where all M are observed
+    full = times_standard_normal(DiagGaussian(q.mu[-1], q.logvar[-1]))
+    return GaussianMixture(torch.cat([q.mu[:-1], full.mu[None]], 0), torch.cat([q.logvar[:-1], full.logvar[None]], 0),
+                           q.log_weights)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -453,6 +479,71 @@ def hellinger(
     for w_k, (mu_k, var_k) in zip(w_pairs, comps, strict=True):
         var = var + (w_k * (var_k + (mu_k - mean).square())).sum(0)
     return DiagGaussian(mean, torch.log(var))
+
+
+@dataclass(frozen=True)
+class HellingerParts:
+    """The Hellinger pool split into what its single-expert and pair terms carry (:func:`hellinger_parts`).
+
+    Shapes: ``mean``, ``var`` (B, D) are the pool's moments; ``pair_mass`` (B,) the share of the Hölder-1/2
+    mixture's mass in its pair components (1 - the singles' share); ``var_within`` and ``var_between`` (B, D) split
+    ``var`` into the components' own variances ``sum_k w_k s_k^2`` and the spread of their means
+    ``sum_k w_k (mu_k - mean)^2``; ``log_overlap`` (P, B) the log Bhattacharyya coefficients of the pairs
+    (:func:`pair_indices` order); ``expert_var`` (M, B, D) the experts' variances, zero where unobserved.
+    """
+
+    mean: Tensor
+    var: Tensor
+    pair_mass: Tensor
+    var_within: Tensor
+    var_between: Tensor
+    log_overlap: Tensor
+    expert_var: Tensor
+
+
+def hellinger_parts(mu: Tensor, logvar: Tensor, mask: Tensor | None = None,
+                    weights: Tensor | None = None) -> HellingerParts:
+    """The moments of :func:`hellinger` with the share of each kind of term (HEL eqs. 6, 16, 20).
+
+    The moment-matched pool is the mean and variance of the mixture ``sum_j w_j q_j + sum_{i<j} w_ij N(mu_ij,
+    s_ij^2)`` (:func:`holder_half_mixture`) with ``w_ij`` proportional to ``2 l_i l_j S_ij``. When the experts are
+    sharp and disagree, every ``S_ij`` underflows, the pairs get no weight (``pair_mass`` 0) and the pool is the
+    moment match of the plain mixture of the experts, whose variance is then mostly ``var_between``, the
+    disagreement of their means. Computed from the same mixture as :func:`hellinger` (checked to agree).
+    """
+    e = _prepare("hellinger_parts", mu, logvar, mask, weights)
+    M = e.mu.shape[0]
+    mu_ij, var_ij, log_s = _pair_components(e)
+    w = torch.exp(_holder_half_log_weights(e, log_s)).unsqueeze(-1)  # (M + P, B, 1)
+    mus = torch.cat([e.mu, mu_ij], 0)
+    variances = torch.cat([torch.exp(e.logvar), var_ij], 0)
+    mean = (w * mus).sum(0)
+    within = (w * variances).sum(0)
+    between = (w * (mus - mean).square()).sum(0)
+    expert_var = torch.exp(e.logvar) * e.mask.unsqueeze(-1).to(e.mu.dtype)
+    return HellingerParts(mean, within + between, w[M:, :, 0].sum(0), within, between, log_s, expert_var)
+
+
+def hellinger_summary(parts: HellingerParts, mask: Tensor | None = None) -> dict[str, float]:
+    """Four numbers that say what a trained Hellinger pool does, averaged over a batch (logged per epoch).
+
+    ``pool/pair_share``: mean share of the pooled mass in pair terms; ``pool/disagreement_share``: share of the
+    pooled variance that is the spread of the components' means (mean over rows and dimensions);
+    ``pool/log_overlap_median``: median log Bhattacharyya coefficient over pairs of observed experts;
+    ``pool/expert_var_mean``: mean variance of the observed experts.
+    """
+    M, B = parts.expert_var.shape[:2]
+    mask = torch.ones(M, B, dtype=torch.bool, device=parts.mean.device) if mask is None else mask.to(torch.bool)
+    i, j = pair_indices(M, device=parts.mean.device)
+    both = mask[i] & mask[j]  # (P, B)
+    overlaps = parts.log_overlap[both]
+    seen = mask.unsqueeze(-1).expand_as(parts.expert_var)
+    return {
+        "pool/pair_share": float(parts.pair_mass.mean()),
+        "pool/disagreement_share": float((parts.var_between / parts.var).mean()),
+        "pool/log_overlap_median": float(overlaps.median()) if overlaps.numel() else float("nan"),
+        "pool/expert_var_mean": float(parts.expert_var[seen].mean()),
+    }
 
 
 # --------------------------------------------------------------------------------------------------

@@ -95,8 +95,8 @@ from .artefacts import provenance, read_json, repo_relative, write_json
 from .classifiers import CLASSIFIER_DIR, CLASSIFIER_RESULTS_DIR, features_and_logits, get_classifiers, task
 from .configs import typed
 from .fid import FeatureExtractor, fid_from_features, frechet_distance_features
-from .models import MultimodalVAE
-from .train import CHECKPOINT_DIR, SCALES, TrainConfig, build_model, checkpoint_file, load_data
+from .models import INNER_POOL, METHODS, SUBSET_POSTERIORS, MultimodalVAE
+from .train import CHECKPOINT_DIR, SCALES, TrainConfig, build_model, checkpoint_file, load_data, stored_config
 
 SCHEMA = "poolvae.evaluate/1"
 SECTIONS = ("coherence", "latent", "log_likelihood", "quality")
@@ -123,6 +123,8 @@ class EvalSettings:
     n_colour: int = 10  # CUB: images per colour caption (HEL B.2)
     sections: str = "coherence,latent,log_likelihood,quality"  # comma-separated subset of SECTIONS
     device: str = "auto"  # auto | cpu | cuda
+    subset_posterior: str = "pool"  # conditioning on a subset S (generation, latent probe) for MoPoE, MWB-VAE,
+    # MoHELVAE, CoDEVAE: "pool" = S's own pool, as the reference code; "mixture" = the mixture over S's subsets
 
 
 EVAL_DEFAULTS: dict[str, dict] = {
@@ -150,7 +152,26 @@ def make_settings(scale: str, overrides: dict | None = None) -> EvalSettings:
         raise ValueError(f"unknown section(s) {bad}; valid: {', '.join(SECTIONS)}")
     if s.ll_subsets not in ("all", "joint"):
         raise ValueError(f"ll_subsets must be 'all' or 'joint'; got {s.ll_subsets!r}")
+    if s.subset_posterior not in SUBSET_POSTERIORS:
+        raise ValueError(f"subset_posterior must be one of {SUBSET_POSTERIORS}; got {s.subset_posterior!r}")
     return s
+
+
+#: Settings added after evaluations were committed, with the value the code used before each existed.
+LEGACY_SETTINGS = {"subset_posterior": "mixture"}
+
+
+def settings_differences(evaluation: dict, settings: EvalSettings) -> dict[str, tuple]:
+    """``{setting: (stored, current)}`` where an ``evaluation.json`` was made with other settings than ``settings``.
+
+    A setting missing from the file takes its :data:`LEGACY_SETTINGS` value (what made it); ``subset_posterior``
+    only counts for the mixture-of-pools methods, the others condition on the same posterior either way.
+    """
+    stored = {**LEGACY_SETTINGS, **evaluation.get("settings", {})}
+    current = dataclasses.asdict(settings)
+    method = evaluation.get("run", {}).get("method")
+    skip = set() if method in METHODS and METHODS[method].pool in INNER_POOL else {"subset_posterior"}
+    return {k: (stored.get(k), v) for k, v in current.items() if k not in skip and stored.get(k) != v}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,7 +290,7 @@ def generation_sections(model: MultimodalVAE, spec, data, labels_kind, classifie
         targets = [m for m in range(M) if m not in s]
         labels = []
         for xs, y in data_batches(data, rows, settings.batch_size, device):
-            outs = model.conditional(xs, mt.subset_mask(s, M, xs[0].shape[0], device))
+            outs = model.conditional(xs, mt.subset_mask(s, M, xs[0].shape[0], device), settings.subset_posterior)
             labels.append(y)
             for m in targets:
                 x = as_sample(spec.modalities[m].likelihood, outs[m])
@@ -351,7 +372,7 @@ def reconstruction_per_attribute(model: MultimodalVAE, spec, data, rows, clfs, s
     for s in mt.subset_list(M):
         scores, labels = {m: [] for m in s}, []
         for xs, y in data_batches(data, rows, settings.batch_size, device):
-            outs = model.conditional(xs, mt.subset_mask(s, M, xs[0].shape[0], device))
+            outs = model.conditional(xs, mt.subset_mask(s, M, xs[0].shape[0], device), settings.subset_posterior)
             labels.append(y)
             for m in s:
                 x = as_sample(spec.modalities[m].likelihood, outs[m])
@@ -388,7 +409,7 @@ def latent_section(model: MultimodalVAE, spec, train_data, test_data, labels_kin
         out = []
         for i in range(0, mu.shape[1], settings.batch_size):
             m_, l_ = mu[:, i:i + settings.batch_size].to(device), lv[:, i:i + settings.batch_size].to(device)
-            q = model.posterior(m_, l_, mt.subset_mask(s, M, m_.shape[1], device))
+            q = model.subset_posterior(m_, l_, mt.subset_mask(s, M, m_.shape[1], device), settings.subset_posterior)
             out.append(mt.posterior_mean(q).cpu())
         return torch.cat(out).numpy()
 
@@ -434,7 +455,8 @@ def log_likelihood_section(model: MultimodalVAE, spec, data, settings, device, p
              "per_subset_sem": {mt.subset_name(s, names): v for s, v in sems.items()},
              "by_size": mt.by_size(means), "joint": means[full], "K": settings.K,
              "weighted": settings.ll_weighted,
-             "proposal": "the method's posterior given each subset (joint: all modalities)"},
+             "proposal": "the method's posterior given each subset (joint: all modalities); a mixture-of-pools "
+                         "method's is its mixture over the subset's subsets, whatever subset_posterior says"},
             {"log_likelihood": len(rows)})
 
 
@@ -722,7 +744,7 @@ def _run_config(run_dir: Path) -> TrainConfig:
     if not cfg_file.exists():
         raise FileNotFoundError(f"{cfg_file} does not exist: is {run_dir} a run folder "
                                 f"(results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>)?")
-    return TrainConfig(**read_json(cfg_file))
+    return stored_config(read_json(cfg_file))
 
 
 def _check_run_checkpoint(cfg: TrainConfig, run_dir: Path, ckpt: Path, allow_unfinished: bool) -> None:
@@ -753,9 +775,9 @@ def _load_model(cfg: TrainConfig, ckpt: Path, device: str) -> tuple[MultimodalVA
 
 
 def _same_protocol(evaluation: dict, scale: str, settings: EvalSettings) -> bool:
-    """Whether an ``evaluation.json`` was made with this schema, scale and settings."""
+    """Whether an ``evaluation.json`` was made with this schema, scale and settings (:func:`settings_differences`)."""
     return evaluation.get("schema") == SCHEMA and evaluation.get("scale") == scale and \
-        evaluation.get("settings") == dataclasses.asdict(settings)
+        not settings_differences(evaluation, settings)
 
 
 def _keep_without_checkpoint(old: dict, out_file: Path, scale: str, settings: EvalSettings, ckpt: Path) -> Path:
@@ -777,19 +799,22 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
                  checkpoint_dir: str | os.PathLike = CHECKPOINT_DIR,
                  classifier_dir: str | os.PathLike = CLASSIFIER_DIR,
                  classifier_results_dir: str | os.PathLike = CLASSIFIER_RESULTS_DIR,
-                 progress: bool = True, force: bool = False, allow_unfinished: bool = False) -> Path:
+                 progress: bool = True, force: bool = False, allow_unfinished: bool = False,
+                 out_name: str = "evaluation.json", samples: bool = True) -> Path:
     """Evaluate the run in ``run_dir`` and write ``run_dir/evaluation.json``; return its path.
 
     ``scale`` picks the protocol's sample counts (default: the run's scale); the data and the
     classifiers are always those of the run's scale, since the model was trained on them. An evaluation
     made with the same settings from the same checkpoint is kept; so is one made with the same settings
     when the checkpoint is not in ``checkpoint_dir`` (a committed run in a clone). ``force`` redoes it.
+    ``out_name`` names the file in ``run_dir`` (a part-way evaluation of :mod:`poolvae.convergence`, say) and
+    ``samples=False`` skips ``samples.npz``.
     """
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
     scale = scale or cfg.scale
     settings = make_settings(scale, overrides)
-    out_file = run_dir / "evaluation.json"
+    out_file = run_dir / out_name
     old = read_json(out_file) if out_file.exists() and not force else None
     ckpt = checkpoint_file(cfg, checkpoint_dir)
     if old is not None and not ckpt.exists():
@@ -799,7 +824,7 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
     device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     sample_record = {"run": repo_relative(run_dir), "checkpoint_sha256": digest}
     if old is not None and _same_protocol(old, scale, settings) and old["run"].get("checkpoint_sha256") == digest:
-        if not run_samples_up_to_date(run_dir, cfg.dataset, digest):  # made before samples.npz existed
+        if samples and not run_samples_up_to_date(run_dir, cfg.dataset, digest):  # made before samples.npz existed
             model, spec, _ = _load_model(cfg, ckpt, device)
             write_samples(model, spec, load_data(cfg, "test"), run_dir, settings.seed, device=device,
                           record=sample_record)
@@ -807,7 +832,8 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
         return out_file
     model, spec, state = _load_model(cfg, ckpt, device)
     test_data, train_data = load_data(cfg, "test"), load_data(cfg, "train")
-    write_samples(model, spec, test_data, run_dir, settings.seed, device=device, record=sample_record)
+    if samples:
+        write_samples(model, spec, test_data, run_dir, settings.seed, device=device, record=sample_record)
     sections = set(settings.sections.split(","))
     t_start = time.perf_counter()
     metrics, counts, seconds, extractors = {}, {}, {}, {}

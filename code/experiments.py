@@ -41,7 +41,17 @@ from pathlib import Path
 
 from . import paper_numbers
 from .artefacts import RESULTS_DIR, provenance, read_json, write_json
-from .train import CHECKPOINT_DIR, RUNS_DIR, TrainConfig, make_config, run_path, train
+from .train import (
+    CHECKPOINT_DIR,
+    RUNS_DIR,
+    TrainConfig,
+    checkpoint_file,
+    config_differences,
+    make_config,
+    run_path,
+    stored_config,
+    train,
+)
 
 SCALES = ("ci", "cpu", "paper")
 POLYMNIST_METHODS = ("mvae", "mmvae", "mopoe", "mmvaeplus", "mwbvae", "codevae", "helvae")
@@ -462,11 +472,45 @@ def get_experiment(item: str) -> Experiment:
 # Running
 # --------------------------------------------------------------------------------------------------
 
+def stale_reason(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> str | None:
+    """Why the run in ``run_dir`` no longer is run ``cfg`` as today's code makes it, or None when it is.
+
+    Stale: a finished run whose ``config.json`` differs from ``cfg`` (a default changed since, e.g. the reference
+    defaults of the fidelity issue, or the cpu scale's budget), or an evaluation made with other settings whose
+    checkpoint is not here to redo it (a committed run in a clone). Such a run keeps its committed numbers, marked
+    stale in every table, until ``--retrain-stale`` trains it again.
+    """
+    from .evaluate import make_settings, settings_differences
+
+    metrics, config = Path(run_dir) / "metrics.json", Path(run_dir) / "config.json"
+    if not (metrics.exists() and config.exists() and read_json(metrics).get("finished")):
+        return None
+    diff = config_differences(stored_config(read_json(config)), cfg)
+    evaluation = Path(run_dir) / "evaluation.json"
+    if not diff and evaluation.exists() and not checkpoint_file(cfg, checkpoint_dir).exists():
+        diff = settings_differences(read_json(evaluation), make_settings(cfg.scale))
+    return ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items()) or None
+
+
 def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
-            evaluate_kwargs: dict | None = None, progress: bool = False) -> Path:
-    """Train (or resume, or skip) one run, then evaluate it (skipped when up to date)."""
+            evaluate_kwargs: dict | None = None, progress: bool = False, retrain_stale: bool = False) -> Path:
+    """Train (or resume, or skip) one run, then evaluate it (skipped when up to date).
+
+    A stale run (:func:`stale_reason`) is kept as it is, or deleted and trained again with ``retrain_stale``.
+    """
+    import shutil
+
     from .evaluate import evaluate_run  # evaluation needs classifiers; import only when running
 
+    run_dir = Path(results_dir) / run_path(cfg)
+    reason = stale_reason(cfg, run_dir, checkpoint_dir)
+    if reason and not retrain_stale:
+        print(f"keep {run_dir}: stale ({reason}); --retrain-stale trains it again", flush=True)
+        return run_dir / "evaluation.json"
+    if reason:
+        print(f"retrain {run_dir}: stale ({reason})", flush=True)
+        shutil.rmtree(run_dir)
+        checkpoint_file(cfg, checkpoint_dir).unlink(missing_ok=True)
     run_dir = train(cfg, results_dir, checkpoint_dir, progress=progress)
     return evaluate_run(run_dir, checkpoint_dir=checkpoint_dir, progress=progress, **(evaluate_kwargs or {}))
 
@@ -487,7 +531,7 @@ def check_data(cfgs: list[TrainConfig]) -> None:
 def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", results_dir: Path = RESULTS_DIR,
               checkpoint_dir: Path = CHECKPOINT_DIR, evaluate_kwargs: dict | None = None,
               methods: list[str] | None = None, betas: list[float] | None = None,
-              figures_dir: Path | None = None) -> dict:
+              figures_dir: Path | None = None, retrain_stale: bool = False) -> dict:
     """Run every missing run of ``item`` at ``scale``, then render it (figures into ``figures_dir``, default
     :func:`render`'s); returns the summary.
 
@@ -497,7 +541,7 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
     exp = get_experiment(item)
     cfgs = [c for c in exp.runs(scale) if (not methods or c.method in methods) and (not betas or c.beta in betas)]
     check_data(cfgs)
-    args = [(c, Path(results_dir) / "runs", Path(checkpoint_dir), evaluate_kwargs) for c in cfgs]
+    args = [(c, Path(results_dir) / "runs", Path(checkpoint_dir), evaluate_kwargs, False, retrain_stale) for c in cfgs]
     print(f"{item}: {len(cfgs)} runs at scale {scale} ({executor}, jobs={jobs})", flush=True)
     if executor == "serial" or jobs <= 1 and executor != "slurm":
         for a in args:
@@ -567,11 +611,16 @@ def kendall_tau(a: dict[str, int], b: dict[str, int]) -> float | None:
     return None if math.isnan(tau) else float(tau)
 
 
-def _header(exp: Experiment, scale: str, found: dict) -> dict:
+def _header(exp: Experiment, scale: str, found: dict, results_dir: Path = RESULTS_DIR) -> dict:
     """The fields every summary starts with."""
     datasets = [dataset_at(d, scale) for d in exp.selection] if exp.selection else [dataset_at(exp.dataset, scale)]
-    return {"item": exp.id, "description": exp.description, "scale": scale, "dataset": ", ".join(datasets),
-            "runs_expected": len(exp.runs(scale)), "runs_found": sum(len(v) for v in found.values())}
+    out = {"item": exp.id, "description": exp.description, "scale": scale, "dataset": ", ".join(datasets),
+           "runs_expected": len(exp.runs(scale)), "runs_found": sum(len(v) for v in found.values())}
+    stale = {str(run_path(c)): r for c in exp.runs(scale)
+             if (r := stale_reason(c, run_folder(c, results_dir), CHECKPOINT_DIR))}
+    if stale:  # only then: items without stale runs keep their files as they were
+        out["runs_stale"] = stale
+    return out
 
 
 def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
@@ -585,7 +634,7 @@ def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> d
     found = collect(exp, scale, results_dir)
     blocks = exp.blocks(scale)
     betas = sorted({b for _, blk in blocks for b in blk.values()})
-    out = {**_header(exp, scale, found), "betas": betas, "methods": list(exp.methods)}
+    out = {**_header(exp, scale, found, results_dir), "betas": betas, "methods": list(exp.methods)}
     if exp.curves:
         out["curves"] = {}
         for section in exp.metrics:
@@ -675,7 +724,7 @@ def _paper_rule_check(exp: Experiment) -> dict:
 def summarise_selection(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> dict:
     """HEL Table 5: per data set and method, the paper's best beta, ours, and the criterion at each beta."""
     found = collect(exp, scale, results_dir)
-    out = {**_header(exp, scale, found), "methods": list(exp.methods), "selection": {}}
+    out = {**_header(exp, scale, found, results_dir), "methods": list(exp.methods), "selection": {}}
     for dataset, (grid, criterion) in exp.selection.items():
         col = _metric_column(criterion, None)
         d = dataset_at(dataset, scale)
@@ -718,7 +767,7 @@ def summarise_samples(exp: Experiment, scale: str, results_dir: Path = RESULTS_D
 
     name = sample_file(exp)
     (_, method_beta), = exp.blocks(scale)
-    out = {**_header(exp, scale, {}), "methods": list(exp.methods), "samples": {}, "missing": []}
+    out = {**_header(exp, scale, {}, results_dir), "methods": list(exp.methods), "samples": {}, "missing": []}
     if exp.panels:
         out["panels"] = list(exp.panels)
     seed = exp.seeds[scale][0]
@@ -766,7 +815,7 @@ def summarise_attributes(exp: Experiment, scale: str, results_dir: Path = RESULT
     (_, method_beta), = exp.blocks(scale)
     method = exp.methods[0]
     evs = found.get((method, method_beta[method]), [])
-    out = {**_header(exp, scale, found), "methods": list(exp.methods), "method": method,
+    out = {**_header(exp, scale, found, results_dir), "methods": list(exp.methods), "method": method,
            "beta": method_beta[method], "measure": "average precision", "kind": exp.per_attribute, "panels": {}}
     n_attr = None
     per_seed, missing = [], []
@@ -835,6 +884,10 @@ def _block_title(beta: str, summary: dict) -> str:
 def _note_lines(summary: dict) -> list[str]:
     """The item's notes and the columns without numbers, as Markdown lines."""
     lines = []
+    if summary.get("runs_stale"):
+        lines += ["", f"Stale: {len(summary['runs_stale'])} of these runs were made with settings that are no longer "
+                  "the defaults; their numbers stand until they are trained again (`--retrain-stale`):"]
+        lines += [f"- `{run}`: {why}" for run, why in summary["runs_stale"].items()]
     if summary.get("not_computed"):
         lines += ["", "Not computed here (poolvae.evaluate has no such metric): "
                   + ", ".join(f"`{k}`" for k in summary["not_computed"]) + "."]
@@ -1041,6 +1094,8 @@ def main(argv=None) -> int:
             s.add_argument("--executor", default="serial", choices=["serial", "local", "slurm"])
             s.add_argument("--methods", nargs="+", default=None)
             s.add_argument("--betas", nargs="+", type=float, default=None)
+            s.add_argument("--retrain-stale", action="store_true",
+                           help="delete and train again the runs made with settings that are no longer the defaults")
     a = p.parse_args(argv)
     if a.command == "list":
         for e in EXPERIMENTS.values():
@@ -1059,7 +1114,8 @@ def main(argv=None) -> int:
         render(a.item, a.scale)
         return 0
     try:
-        reproduce(a.item, a.scale, a.jobs, a.executor, methods=a.methods, betas=a.betas)
+        reproduce(a.item, a.scale, a.jobs, a.executor, methods=a.methods, betas=a.betas,
+                  retrain_stale=a.retrain_stale)
     except FileNotFoundError as err:  # a data set or a file the runs need: its message says what to do
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -299,15 +299,14 @@ def model_log_likelihood(model: MultimodalVAE, xs: list[Tensor], mask: Tensor, K
     q = model.posterior(mu, logvar, mask)
 
     def log_joint(z: Tensor) -> Tensor:  # z (k, B, D) -> log p(x, z) (k, B)
-        log_pz = latent_log_prob(z, torch.zeros_like(z), torch.zeros_like(z), fam)
+        log_pz = model.prior_log_prob(z)
         private = None
         if model.Dp:
             private = []
             for m in range(model.M):
-                zeros = torch.zeros(*z.shape[:-1], model.Dp, device=z.device, dtype=z.dtype)
                 w_q = latent_rsample(pmu[m], plogvar[m], fam, (z.shape[0],))
-                w = torch.where(mask[m].unsqueeze(-1), w_q, latent_rsample(zeros, zeros, fam))
-                ratio = latent_log_prob(w, zeros, zeros, fam) - latent_log_prob(w, pmu[m], plogvar[m], fam)
+                w = torch.where(mask[m].unsqueeze(-1), w_q, model.prior_sample(*w_q.shape, device=z.device))
+                ratio = model.prior_log_prob(w) - latent_log_prob(w, pmu[m], plogvar[m], fam)
                 log_pz = log_pz + torch.where(mask[m], ratio, torch.zeros_like(ratio))
                 private.append(w)
         outs = model.decode(z, private)

@@ -68,12 +68,53 @@ class TrainConfig:
     rho: float = 0.5  # CoDE correlation
     train_limit: int = 0  # 0: the whole training split; n: a seeded subset of n rows
     test_limit: int = 0
+    laplace_scale: str = "softmax"  # MMVAE/MMVAE+ Laplace scales: softmax(a) * D + 1e-6 and prior scale 1 (the
+    # authors' code) | "free" (free log-variances, unit-variance prior); poolvae.models
+    mopoe_prior: str = "full"  # MoPoE: N(0, I) in the full set's PoE only (Sutter et al.'s code) | "none" | "all"
+    subset_entropy_coef: float = 1000.0  # CoDEVAE: + coef * entropy of the subset weights (the authors' code); 0: free
     threads: int = 0  # torch threads; 0 keeps torch's default
     compile_pool: bool = False  # pool through torch.compile (poolvae.aggregators.compiled); same numbers, faster
 
 
 #: Fields that change how a run executes, not what it computes: a finished run made with other values is the same run.
 EXECUTION_FIELDS = ("threads", "compile_pool")
+
+#: Fields added after runs were committed, with the value the code used before each existed. A stored config.json
+#: without the field was made with that value (the fidelity changes of issue #16 made the reference the default).
+LEGACY_VALUES = {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0}
+
+
+def irrelevant_fields(method: str) -> set[str]:
+    """Config fields that do not change what ``method`` computes (its identity ignores them)."""
+    spec = METHODS[method]
+    out = set()
+    if spec.objective != "iwae":
+        out |= {"K", "dreg"}
+    if spec.pool != "mocode":
+        out.add("rho")
+    if not spec.learn_subset_weights:
+        out.add("subset_entropy_coef")
+    if spec.latent_family != "laplace":
+        out.add("laplace_scale")
+    if spec.pool != "mopoe":
+        out.add("mopoe_prior")
+    return out
+
+
+def stored_config(values: dict) -> TrainConfig:
+    """A config read from a run's ``config.json`` (or a checkpoint): unknown keys dropped, fields added since it was
+    written take their :data:`LEGACY_VALUES` (what made the run), not today's defaults."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return _typed({**{k: v for k, v in LEGACY_VALUES.items() if k not in values},
+                   **{k: v for k, v in values.items() if k in known}})
+
+
+def config_differences(stored: TrainConfig, current: TrainConfig) -> dict[str, tuple]:
+    """``{field: (stored value, current value)}`` for the fields that make two configs different runs (execution
+    fields and fields irrelevant to the method aside)."""
+    skip = set(EXECUTION_FIELDS) | irrelevant_fields(current.method)
+    a, b = dataclasses.asdict(stored), dataclasses.asdict(current)
+    return {k: (a[k], b[k]) for k in b if k not in skip and a[k] != b[k]}
 
 
 # Settings per (dataset, scale) and per-method overrides, each citing its source.
@@ -126,6 +167,15 @@ METHOD_DEFAULTS: dict[tuple[str, str], dict] = {
 }
 
 
+#: Per-method settings of a data set at every scale: what the reference code trains. PolyMNIST's MMVAE and MMVAE+
+#: use the plain stratified ELBO with K = 1 (the MMVAE+ authors' PolyMNIST script: ``--obj elbo --K 1``), not DReG;
+#: HEL App. B.3 gives K = 10 with DReG for CUB only (METHOD_DEFAULTS).
+METHOD_ALL_SCALES: dict[tuple[str, str], dict] = {
+    ("polymnist", "mmvae"): dict(K=1, dreg=False),
+    ("polymnist", "mmvaeplus"): dict(K=1, dreg=False),
+}
+
+
 def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: str = "cpu",
                 overrides: dict | None = None, **fields) -> TrainConfig:
     """The config of a run: scale defaults, then method defaults, then explicit fields and overrides.
@@ -141,6 +191,7 @@ def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: 
     base = ds.base_name(dataset)
     values: dict = {} if base == "polymnist" else {"arch": DATASET_ARCH[dataset]}
     values.update(SCALE_DEFAULTS.get((dataset, scale), SCALE_DEFAULTS.get((base, scale), {})))
+    values.update(METHOD_ALL_SCALES.get((base, method), {}))
     if scale == "paper":
         values.update(METHOD_DEFAULTS.get((base, method), {}))
     if METHODS[method].private and not values.get("private_dim"):  # MMVAE+ needs private latents at every scale
@@ -178,7 +229,9 @@ def build_model(cfg: TrainConfig, spec) -> MultimodalVAE:
             for m in spec.modalities]
     mods = [Modality(m.name, m.likelihood, weights[m.name]) for m in spec.modalities]
     return MultimodalVAE([n[0] for n in nets], [n[1] for n in nets], mods, cfg.method, cfg.latent_dim,
-                         cfg.private_dim, cfg.beta, cfg.K, cfg.dreg, cfg.rho, compile_pool=cfg.compile_pool)
+                         cfg.private_dim, cfg.beta, cfg.K, cfg.dreg, cfg.rho, compile_pool=cfg.compile_pool,
+                         laplace_scale=cfg.laplace_scale, mopoe_prior=cfg.mopoe_prior,
+                         subset_entropy_coef=cfg.subset_entropy_coef)
 
 
 def load_data(cfg: TrainConfig, split: str):
@@ -206,6 +259,16 @@ def batches(data, batch_size: int, seed: int, epoch: int, start: int = 0, shuffl
         items = [data[int(i)] for i in order[step * batch_size:(step + 1) * batch_size]]
         mods = [torch.stack([it[0][m] for it in items]) for m in range(len(items[0][0]))]
         yield step, mods, torch.stack([it[1] for it in items])
+
+
+class StaleRun(ValueError):
+    """A finished run folder holds a run of another config (made before a default changed, say)."""
+
+    def __init__(self, run_dir: Path, differences: dict[str, tuple]):
+        self.run_dir, self.differences = Path(run_dir), differences
+        listed = ", ".join(f"{k}: {old!r} there, {new!r} here" for k, (old, new) in differences.items())
+        super().__init__(f"{run_dir} holds a finished run of another config ({listed}); delete that folder (and its "
+                         f"checkpoint) to train this config, or pass the old values with --set")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -277,22 +340,21 @@ def check_same_run(cfg: TrainConfig, run_dir: Path) -> None:
     stored_file = Path(run_dir) / "config.json"
     if not stored_file.exists():
         return
-    stored = dataclasses.asdict(_typed({k: v for k, v in read_json(stored_file).items()
-                                        if k in {f.name for f in dataclasses.fields(TrainConfig)}}))
-    current = dataclasses.asdict(cfg)
-    diff = {k: (stored[k], current[k]) for k in current if k not in EXECUTION_FIELDS and stored[k] != current[k]}
+    diff = config_differences(stored_config(read_json(stored_file)), cfg)
     if diff:
-        listed = ", ".join(f"{k}: {old!r} there, {new!r} here" for k, (old, new) in diff.items())
-        raise ValueError(f"{run_dir} holds a finished run of another config ({listed}); delete that folder (and its "
-                         f"checkpoint) to train this config, or pass the old values with --set")
+        raise StaleRun(run_dir, diff)
 
 
 def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
-          progress: bool = True, stop_after_steps: int | None = None) -> Path:
+          progress: bool = True, stop_after_steps: int | None = None, until_epoch: int | None = None) -> Path:
     """Train (or resume, or skip) the run ``cfg``; return its run folder.
 
     ``stop_after_steps`` simulates an interruption after that many optimiser steps of this call
     (used by the resume test): a checkpoint is written and :class:`KeyboardInterrupt` raised.
+    ``until_epoch`` returns once that many epochs are done (checkpoint written, run not finished), so a
+    caller can evaluate the run part-way (:mod:`poolvae.convergence`) and call again to go on.
+    Every epoch's entry in ``metrics.json`` also holds :meth:`MultimodalVAE.diagnostics` on the first test batch
+    (HELVAE's ``pool/*`` numbers, CoDEVAE's subset-weight entropy).
     """
     rel = run_path(cfg)
     run_dir, ckpt = Path(results_dir) / rel, checkpoint_file(cfg, checkpoint_dir)
@@ -315,8 +377,7 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
     epoch, step, history = 0, 0, []
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
-        if {k: v for k, v in state["config"].items() if k not in EXECUTION_FIELDS} != \
-                {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}:
+        if config_differences(stored_config(state["config"]), cfg):
             raise ValueError(f"checkpoint {ckpt} belongs to another config; delete it to start afresh")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -330,6 +391,7 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
                                                           host=socket.gethostname(), threads=torch.get_num_threads()))
     n_steps = math.ceil(len(train_data) / cfg.batch_size)
     done_steps = 0
+    _, probe, _ = next(batches(test_data, cfg.batch_size, 0, 0, shuffle=False))  # fixed batch for diagnostics
 
     def checkpoint(e, s, hist):
         _save_checkpoint(ckpt, {"config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -337,7 +399,7 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
 
     model.train()
     with _Interrupt() as interrupt:
-        while epoch < cfg.epochs:
+        while epoch < min(cfg.epochs, until_epoch or cfg.epochs):
             sums = history[-1]["_partial"] if history and "_partial" in history[-1] else {}
             if sums:
                 history = history[:-1]
@@ -366,6 +428,7 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
             entry = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / sums["n"] for k in ("objective", "rec", "kl")},
                      "seconds": time.perf_counter() - t0}
             entry.update(evaluate_loss(model, test_data, cfg.batch_size))
+            entry.update(model.diagnostics(probe))
             history.append(entry)
             epoch, step = epoch + 1, 0
             checkpoint(epoch, 0, history)
@@ -373,6 +436,8 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
             if progress:
                 print(f"{rel} epoch {epoch}: train objective {entry['train_objective']:.2f}, "
                       f"test objective {entry['test_objective']:.2f}")
+    if epoch < cfg.epochs:  # stopped at until_epoch: the run goes on at the next call
+        return run_dir
     write_json(metrics_file, {"finished": True, "epochs": history, "final": history[-1] if history else {}})
     return run_dir
 

@@ -37,7 +37,7 @@ class StubModel:
     def __init__(self, mode, M=3):
         self.mode, self.M = mode, M
 
-    def conditional(self, xs, mask):
+    def conditional(self, xs, mask, subset_posterior="pool"):
         B = xs[0].shape[0]
         observed = torch.stack([x.mean((1, 2, 3)) for x in xs])  # (M, B)
         level = (observed * mask).sum(0) / mask.sum(0)
@@ -91,7 +91,7 @@ def test_generation_pipeline_multilabel_gives_average_precision():
     data = [(tuple(y.float().view(3, 1, 1).expand(3, 28, 28) * 0.8 + 0.1 for _ in range(2)), y) for y in labels]
 
     class Copy:
-        def conditional(self, xs, mask):
+        def conditional(self, xs, mask, subset_posterior="pool"):
             src = xs[int(mask[:, 0].nonzero()[0])]
             return [src.clone(), src.clone()]
 
@@ -129,7 +129,7 @@ class ColourModel:
     def __init__(self, faithful):
         self.faithful = faithful
 
-    def conditional(self, xs, mask):
+    def conditional(self, xs, mask, subset_posterior="pool"):
         assert mask[1].all() and not mask[0].any()  # text only
         words = StubVocabulary.words
         colour = words[int(xs[1][0, 4].argmax())] if self.faithful else "red"  # the fifth word

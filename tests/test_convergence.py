@@ -1,0 +1,55 @@
+"""The convergence diagnostic: part-way evaluations of a resumable run, and the calibration rule by hand."""
+
+import pytest
+
+from poolvae import convergence as C
+from poolvae.artefacts import read_json
+
+
+def _points(values: list[float], objective: list[float] | None = None, every: int = 20) -> list[dict]:
+    """Evaluated points with the given conditional coherences (and held-out objectives)."""
+    objective = objective or [float(i) for i in range(len(values))]
+    return [{"epoch": every * (i + 1), "conditional_coherence": v, "test_objective": o}
+            for i, (v, o) in enumerate(zip(values, objective, strict=True))]
+
+
+def test_budget_is_the_first_epoch_close_to_every_best_with_a_stable_ranking():
+    points = {"a": _points([0.2, 0.5, 0.69, 0.70, 0.70]),  # within 0.02 of its best from epoch 60
+              "b": _points([0.3, 0.4, 0.45, 0.50, 0.51])}  # from epoch 80; ranking a > b from epoch 40
+    assert C.calibrated_budget(points)["epochs"] == 80
+
+
+def test_budget_waits_for_the_ranking_to_settle():
+    points = {"a": _points([0.50, 0.60, 0.60, 0.60]),
+              "b": _points([0.59, 0.59, 0.61, 0.61])}  # b overtakes a at epoch 60 and stays ahead
+    assert C.calibrated_budget(points)["epochs"] == 60
+
+
+def test_no_budget_when_a_curve_still_climbs():
+    points = {"a": _points([0.1, 0.2, 0.3, 0.4])}
+    b = C.calibrated_budget(points)
+    assert b["epochs"] is None and "train longer" in b["why"]
+    assert C.calibrated_budget({})["epochs"] is None
+
+
+def test_plateau_needs_flat_coherence_and_a_past_peak_of_the_objective():
+    flat = [0.5, 0.60, 0.605, 0.60, 0.606]
+    assert C.plateaued(_points(flat, [1, 3, 2, 1, 0]))
+    assert not C.plateaued(_points(flat, [0, 1, 2, 3, 4]))  # held-out objective still rising
+    assert not C.plateaued(_points([0.5, 0.55, 0.6, 0.65, 0.7], [1, 3, 2, 1, 0]))  # coherence still rising
+
+
+@pytest.mark.slow
+def test_run_method_evaluates_every_epoch_and_resumes(tmp_path):
+    run_dir = C.run_method("helvae", epochs=2, every=1, results=tmp_path / "r", checkpoints=tmp_path / "c",
+                           scale="ci", stop_on_plateau=False)
+    for e in (1, 2):
+        ev = read_json(C.epoch_file(run_dir, e))
+        assert ev["run"]["epochs"] == e and set(ev["metrics"]) == {"coherence", "latent"}
+        p = C.read_point(run_dir, e)
+        assert 0.0 <= p["conditional_coherence"] <= 1.0 and p["epoch"] == e
+    assert read_json(run_dir / "metrics.json")["finished"]
+    before = C.epoch_file(run_dir, 1).read_bytes()
+    C.run_method("helvae", epochs=2, every=1, results=tmp_path / "r", checkpoints=tmp_path / "c", scale="ci",
+                 stop_on_plateau=False)
+    assert C.epoch_file(run_dir, 1).read_bytes() == before  # kept, not redone
