@@ -269,7 +269,8 @@ class MultimodalVAE(nn.Module):
         """What the pooling does on a batch, for the per-epoch log (:mod:`poolvae.train`).
 
         Hellinger pools (HELVAE, HELVAE-learned, MoHELVAE over the full set):
-        :func:`poolvae.aggregators.hellinger_summary`'s four ``pool/*`` numbers. CoDEVAE: ``subset_weights/entropy``
+        :func:`poolvae.aggregators.hellinger_summary`'s four ``pool/*`` numbers (HELVAE-learned also its weights,
+        ``pool/weights``). CoDEVAE: ``subset_weights/entropy``
         and its maximum ``log(2^M - 1)``. Other methods: nothing.
         """
         out: dict[str, float] = {}
@@ -280,6 +281,8 @@ class MultimodalVAE(nn.Module):
             self.train(was)
             mask = torch.ones(self.M, mu.shape[1], dtype=torch.bool, device=mu.device) if mask is None else mask
             out.update(agg.hellinger_summary(agg.hellinger_parts(mu, logvar, mask, self.pooling_weights()), mask))
+        if self.pool_logits is not None:  # HELVAE-learned: the weights themselves (HEL Table 7's "nearly uniform")
+            out["pool/weights"] = [float(w) for w in self.pooling_weights()]
         entropy = self.subset_weight_entropy()
         if entropy is not None:
             out["subset_weights/entropy"] = float(entropy)

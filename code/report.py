@@ -3,7 +3,9 @@
     python -m poolvae.report            # rewrite the section between the markers in README.md
     python -m poolvae.report --check    # exit 1 if the README is out of date (the test suite does this)
 
-The section lists every item with what exists for it: the exact figures with their files, the trained
+The section opens with the claims ledger (``results/claims.json``, ``make claims``): how many of the papers'
+claims hold, do not hold or were not run at each scale, and one row per claim. It then lists every item with
+what exists for it: the exact figures with their files, the trained
 items with how many of their runs exist and at which scale, the diagnostic runs (``results/diagnostics``)
 beside the runs they vary, the aggregator benchmark as ratios to PoE,
 and the training-cost table (hel-table6) as ratios to HELVAE. Numbers are read from the JSON files and
@@ -60,6 +62,24 @@ def _table6_lines(results: Path) -> list[str]:
     return lines + [""]
 
 
+def _claims_lines(results: Path) -> list[str]:
+    """The ledger's counts per scale and one row per claim (id, source, kind, verdict per scale)."""
+    f = results / "claims.json"
+    if not f.exists():
+        return ["- The claims ledger is not computed yet (`make claims`).", ""]
+    c = read_json(f)
+    lines = [f"{len(c['claims'])} claims of the two papers, each checked by code (`make claims`; "
+             "reasons and numbers in results/claims.md):", ""]
+    for scale, n in c["counts"].items():
+        lines.append(f"- scale `{scale}`: {n['holds']} hold, {n['does not hold']} do not hold, {n['not run']} not run")
+    lines += ["", "| claim | source | kind | " + " | ".join(c["scales"]) + " |",
+              "|---|---|---|" + "---|" * len(c["scales"])]
+    for claim in c["claims"]:
+        lines.append(f"| `{claim['id']}` | {claim['source']} | {claim['kind']} | " +
+                     " | ".join(claim["verdict"][s]["verdict"] for s in c["scales"]) + " |")
+    return lines + [""]
+
+
 def _diagnostic_lines(results: Path) -> list[str]:
     """Each run under ``results/diagnostics/<name>/runs`` beside the run of the same path in ``results/runs``
     (the scale's own settings): epochs and coherence of both, the diagnostic's name as its heading."""
@@ -87,7 +107,8 @@ def section(results: Path = RESULTS_DIR) -> str:
     """The Markdown of the results section, from the files in ``results``."""
     from .experiments import EXPERIMENTS
 
-    lines = [START, "", "### Exact figures (no training; `make figures`)", ""]
+    lines = [START, "", "### Which claims hold", ""] + _claims_lines(results)
+    lines += ["### Exact figures (no training; `make figures`)", ""]
     for item, what in EXACT.items():
         made = (results / f"{item}.json").exists()
         state = f"figures/{item}.png, results/{item}.json" if made else "not made yet"
