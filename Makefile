@@ -80,7 +80,8 @@ reproduce-fig7: reproduce-hel-fig7  ## Same as reproduce-hel-fig7 (no prefix mea
 .PHONY: book book-notebooks book-screenshot
 
 BOOK_HTML := book/_build/html
-BOOK_SHOT := book/_build/screenshot-04_moment_matching.png
+BOOK_SHOTS := book/_build/screenshots
+BOOK_SHOT_HEIGHT ?= 32000
 
 book: setup  ## Build the Jupyter Book offline into book/_build/html (stored outputs; warnings are errors)
 	$(VENV)/bin/jupyter-book build book --warningiserror --nitpick --keep-going
@@ -90,14 +91,24 @@ book: setup  ## Build the Jupyter Book offline into book/_build/html (stored out
 book-notebooks: setup  ## Rebuild and re-execute the chapter notebooks from book/src/*.md (commit the result)
 	$(PY) book/make_notebooks.py
 
-book-screenshot: book  ## Headless-Chromium screenshot of chapter 4 -> book/_build/screenshot-04_moment_matching.png
+book-screenshot: book  ## Headless-Chromium screenshot of every page of the book -> book/_build/screenshots/<page>.png
 	@command -v chromium >/dev/null 2>&1 || { echo "book-screenshot: chromium not found; install it with"; \
 		echo "    apt-get install chromium        (Debian/Ubuntu; as root)"; exit 1; }
-	@profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && \
+	@rm -rf $(BOOK_SHOTS) && mkdir -p $(BOOK_SHOTS) && profile=$$(mktemp -d) && trap 'rm -rf "$$profile"' EXIT && \
+	for page in $(BOOK_HTML)/intro.html $(BOOK_HTML)/[0-9][0-9]_*.html; do \
 		chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$$profile" \
-		--window-size=1280,4200 --virtual-time-budget=15000 --screenshot=$(BOOK_SHOT) \
-		"file://$(CURDIR)/$(BOOK_HTML)/04_moment_matching.html" 2>/dev/null
-	@test -s $(BOOK_SHOT) && echo "wrote $(BOOK_SHOT)"
+			--window-size=1280,$(BOOK_SHOT_HEIGHT) --virtual-time-budget=10000 \
+			--screenshot=$(BOOK_SHOTS)/$$(basename $$page .html).png "file://$(CURDIR)/$$page" 2>/dev/null || exit 1; \
+	done
+	@# a page is shot in a window of BOOK_SHOT_HEIGHT pixels, then cut below its last non-white row: right of the
+	@# sidebar (its border runs the full height) and above the footer (pinned to the window's last 120 pixels)
+	@$(PY) -c "import glob, sys, numpy as np; from PIL import Image; \
+		ims = {f: Image.open(f).convert('RGB') for f in sorted(glob.glob('$(BOOK_SHOTS)/*.png'))}; \
+		last = {f: int(np.nonzero((np.asarray(im)[:-120, 260:] < 245).any(axis=(1, 2)))[0].max()) for f, im in ims.items()}; \
+		[im.crop((0, 0, im.width, min(im.height, last[f] + 40))).save(f) for f, im in ims.items()]; \
+		cut = [f for f in ims if last[f] >= ims[f].height - 125]; \
+		print(f'wrote {len(ims)} screenshots to $(BOOK_SHOTS)/'); \
+		cut and print(f'taller than BOOK_SHOT_HEIGHT=$(BOOK_SHOT_HEIGHT), cut: {cut}'); sys.exit(1 if cut or not ims else 0)"
 
 .PHONY: train reproduce-hel-table6 reproduce-table6
 DATASET ?= polymnist-mini
@@ -145,6 +156,16 @@ diagnose-budget: setup  ## BUDGET_METHODS (HEL Table 8's but CoDEVAE; ~3 h) at b
 	  $(PY) -m poolvae.evaluate $(BUDGET_RESULTS)/runs/cpu/polymnist-mini/$$m/beta=2.5/seed=0 \
 	    --checkpoint-dir $(BUDGET_CHECKPOINTS) || exit 1; \
 	done
+
+.PHONY: claims diagnose-convergence
+claims: setup  ## The claims ledger (results/claims.{json,md}) and hel-table8's rank and seed charts (seaborn)
+	$(PY) -m poolvae.rank_charts hel-table8
+	$(PY) -m poolvae.claims
+
+CONVERGENCE_EPOCHS ?= 300
+diagnose-convergence: setup  ## Calibrate the cpu budget: HEL Table 8's methods at beta 2.5 to 300 epochs, evaluated every 20 (hours; JOBS=2)
+	$(PY) -m poolvae.convergence train --epochs $(CONVERGENCE_EPOCHS) --every 20 --jobs $(JOBS)
+	$(PY) -m poolvae.convergence summary --epochs $(CONVERGENCE_EPOCHS) --every 20
 
 .PHONY: readme
 readme: setup  ## Regenerate the README's results section from results/ (a test fails when it is out of date)

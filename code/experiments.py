@@ -611,6 +611,67 @@ def kendall_tau(a: dict[str, int], b: dict[str, int]) -> float | None:
     return None if math.isnan(tau) else float(tau)
 
 
+#: Bootstrap draws behind each interval of Kendall's tau (seeded: the same interval every time).
+TAU_DRAWS = 1000
+
+
+def _mean_draws(col: Column, evs: list[dict], rng, n: int):
+    """``n`` bootstrap draws of one cell's mean over seeds, or None without a value.
+
+    Seeds are resampled with replacement. A coherence is also resampled over its test points: each conditional
+    (subset, target) pair's coherence is a proportion over ``samples.conditional`` test points, redrawn as a
+    binomial proportion (the bootstrap of those test points, pair by pair), then averaged over pairs as the
+    evaluation does; unconditional coherence likewise over ``samples.unconditional`` prior draws. Other metrics
+    vary over seeds only (their per-point values are not stored).
+    """
+    import numpy as np
+
+    per_seed = []
+    for ev in evs:
+        v = read(col, ev)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        try:
+            if col.key == "coherence/conditional":
+                pairs = [x for t in ev["metrics"]["coherence"]["conditional"]["per_pair"].values() for x in t.values()]
+                k = ev["samples"]["conditional"]
+                per_seed.append(rng.binomial(k, np.clip(pairs, 0, 1), size=(n, len(pairs))).mean(1) / k)
+                continue
+            if col.key == "coherence/unconditional":
+                k = ev["samples"]["unconditional"]
+                per_seed.append(rng.binomial(k, min(max(v, 0.0), 1.0), size=n) / k)
+                continue
+        except (KeyError, TypeError, AttributeError):
+            pass
+        per_seed.append(np.full(n, float(v)))
+    if not per_seed:
+        return None
+    draws = np.stack(per_seed)  # (seeds, n)
+    pick = rng.integers(0, len(per_seed), size=(len(per_seed), n))
+    return np.take_along_axis(draws, pick, 0).mean(0)
+
+
+def tau_interval(col: Column, methods, method_beta: dict, found: dict, paper_rank: dict[str, int],
+                 draws: int = TAU_DRAWS, seed: int = 0) -> list[float] | None:
+    """The 95% bootstrap interval of Kendall's tau between the paper's ranks and ours (:func:`_mean_draws`); None
+    when nothing varies (one seed of a metric whose per-point values are not stored)."""
+    import numpy as np
+
+    if len(paper_rank) < 3:
+        return None
+    rng = np.random.default_rng(seed)
+    samples = {m: _mean_draws(col, found.get((m, method_beta[m]), []), rng, draws) for m in methods}
+    samples = {m: v for m, v in samples.items() if v is not None}
+    if all(float(v.min()) == float(v.max()) for v in samples.values()):
+        return None  # one seed and no per-point resampling: no interval to give
+    taus = [kendall_tau(paper_rank, ranks({m: float(v[i]) for m, v in samples.items()}, col.higher))
+            for i in range(draws)]
+    taus = [t for t in taus if t is not None]
+    if not taus:
+        return None
+    return [float(np.percentile(taus, 2.5)), float(np.percentile(taus, 97.5))]
+
+
 def _header(exp: Experiment, scale: str, found: dict, results_dir: Path = RESULTS_DIR) -> dict:
     """The fields every summary starts with."""
     datasets = [dataset_at(d, scale) for d in exp.selection] if exp.selection else [dataset_at(exp.dataset, scale)]
@@ -646,7 +707,7 @@ def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> d
                 out["curves"].setdefault(section, {}).setdefault(f"{beta:g}", {})[method] = {
                     str(k): _stats(v) for k, v in sorted(sizes.items())}
         return out
-    cells, agreement = {}, {}
+    cells, agreement, intervals = {}, {}, {}
     columns = exp.table_columns()
     for label, method_beta in blocks:
         for col in columns:
@@ -659,7 +720,12 @@ def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> d
                     "ours": ours[m], "ours_rank": ours_rank.get(m), "paper": paper.get(m),
                     "paper_rank": paper_rank.get(m)}
             agreement.setdefault(label, {})[col.key] = kendall_tau(paper_rank, ours_rank)
+            intervals.setdefault(label, {})[col.key] = tau_interval(col, exp.methods, method_beta, found, paper_rank)
     out["cells"], out["kendall_tau"] = cells, agreement
+    out["kendall_tau_interval"] = intervals
+    out["kendall_tau_interval_method"] = (f"95% percentile interval over {TAU_DRAWS} bootstrap draws: seeds resampled, "
+                                          "coherence also resampled over its test points (poolvae.experiments."
+                                          "_mean_draws)")
     if exp.method_betas is not None and blocks[0][0] == "best":
         out["block_betas"] = {label: {m: b for m, b in blk.items()} for label, blk in blocks}
     if found and any("quality" in c.key for c in columns):
@@ -927,9 +993,14 @@ def table_markdown(summary: dict) -> str:
                 row += [_fmt(c["paper"], digits) + pr, ours]
             lines.append("| " + " | ".join(row) + " |")
         taus = summary["kendall_tau"][beta]
+        spans = summary.get("kendall_tau_interval", {}).get(beta, {})
+
+        def span(m, spans=spans):
+            iv = spans.get(m)
+            return "" if not iv else f" [{iv[0]:.2f}, {iv[1]:.2f}]"
         lines.append("")
-        lines.append("Kendall's tau between the paper's ranks and ours: " + ", ".join(
-            f"{m} {'—' if t is None else f'{t:.2f}'}" for m, t in taus.items()))
+        lines.append("Kendall's tau between the paper's ranks and ours (95% bootstrap interval): " + ", ".join(
+            f"{m} {'—' if t is None else f'{t:.2f}'}{span(m)}" for m, t in taus.items()))
     lines += _note_lines(summary)
     return "\n".join(lines) + "\n"
 

@@ -312,3 +312,35 @@ def test_list_shows_every_item_with_its_status(capsys):
     for item in [*X.EXPERIMENTS, *X.ELSEWHERE]:
         assert f"\n{item} " in "\n" + out
     assert "status:" in out and "hel-table6" in out
+
+
+def _coherence_ev(pairs: list[float], n: int) -> dict:
+    """An evaluation whose conditional coherence has the given per-pair values over ``n`` test points."""
+    per_pair = {f"s{i}": {"t": p} for i, p in enumerate(pairs)}
+    return {"metrics": {"coherence": {"conditional": {"overall": sum(pairs) / len(pairs), "per_pair": per_pair}}},
+            "samples": {"conditional": n}}
+
+
+def test_tau_interval_contains_the_estimate_and_narrows_with_more_test_points():
+    col = X.Column("coherence/conditional", lambda ev: ev["metrics"]["coherence"]["conditional"]["overall"], True)
+    paper = {"a": 1, "b": 2, "c": 3, "d": 4}
+    values = {"a": [0.80, 0.82], "b": [0.70, 0.72], "c": [0.69, 0.71], "d": [0.50, 0.52]}
+    beta = dict.fromkeys(paper, 1.0)
+    widths = []
+    for n in (50, 5000):
+        found = {(m, 1.0): [_coherence_ev(v, n)] for m, v in values.items()}
+        lo, hi = X.tau_interval(col, list(paper), beta, found, paper)
+        assert lo <= 1.0 <= hi + 1e-12  # the point estimate: ours rank like the paper's, tau 1
+        widths.append(hi - lo)
+    assert widths[0] > 0 and widths[1] <= widths[0]  # b and c swap places often only with 50 points
+    assert X.tau_interval(col, list(paper), beta, found, paper, seed=1) is not None
+
+
+def test_tau_interval_is_none_when_nothing_varies():
+    col = X.Column("quality/conditional", lambda ev: ev["fd"], False)
+    paper = {"a": 1, "b": 2, "c": 3}
+    found = {(m, 1.0): [{"fd": v}] for m, v in zip(paper, (1.0, 2.0, 3.0), strict=True)}
+    assert X.tau_interval(col, list(paper), dict.fromkeys(paper, 1.0), found, paper) is None
+    found[("a", 1.0)].append({"fd": 2.5})  # a second seed of one method: the seeds are resampled
+    lo, hi = X.tau_interval(col, list(paper), dict.fromkeys(paper, 1.0), found, paper)
+    assert lo < hi
