@@ -34,6 +34,13 @@ test-fast: setup  ## Run the tests without the slow ones
 lint: setup  ## Check style with ruff
 	$(PY) -m ruff check code tests
 
+.PHONY: bench-train gpu-check
+bench-train: setup  ## Training steps of every method beside the floor (cpu and paper settings) -> results/bench/train-<device>.json
+	$(PY) -m poolvae.bench_train --device $(DEVICE) --threads 1 --seed $(SEED)
+
+gpu-check: setup  ## On a GPU: ci train+evaluate, resume, bench-train at paper settings -> results/bench/gpu-check-<device>.{log,json}
+	$(PY) -m poolvae.gpu_check --device $(if $(filter auto,$(DEVICE)),cuda,$(DEVICE))
+
 bench: setup  ## Time every pooling rule (forward+backward; a few also compiled) -> results/bench/aggregators.json
 	$(PY) -m poolvae.bench --seed $(SEED) --threads 1 --compiled hellinger wb moe
 
@@ -42,8 +49,11 @@ clean-venv:  ## Remove the virtual environment
 
 .PHONY: data-mini reproduce-hel-fig8 reproduce-fig8
 
-data-mini: setup  ## Build the offline PolyMNIST-mini into data/polymnist-mini (replacing it; seed SEED)
+data-mini: setup  ## Build the offline PolyMNIST-mini and MNIST-SVHN-Text-mini (cpu and ci sets each) into data/ (replacing them; seed SEED)
 	$(PY) -m poolvae.polymnist --build-mini --seed $(SEED)
+	$(PY) -m poolvae.polymnist --build-mini --ci --seed $(SEED)
+	$(PY) -m poolvae.mstmini --build --seed $(SEED)
+	$(PY) -m poolvae.mstmini --build --scale ci --seed $(SEED)
 
 reproduce-hel-fig8: setup  ## HEL Fig. 8, samples of each data set present -> figures/hel-fig8.{png,pdf}
 	$(PY) -m poolvae.datasets --figure hel-fig8 --seed $(SEED)
@@ -115,16 +125,19 @@ DATASET ?= polymnist-mini
 METHOD ?= helvae
 BETA ?= 1.0
 SCALE ?= cpu
+# auto: cuda when torch sees a GPU, else cpu; or cpu, cuda, cuda:N (train, evaluate, reproduce-*, bench-train)
+DEVICE ?= auto
 
 train: setup  ## Train one run: make train METHOD=helvae BETA=2.5 SEED=0 SCALE=cpu DATASET=polymnist-mini (resumable)
-	$(PY) -m poolvae.train --dataset $(DATASET) --method $(METHOD) --beta $(BETA) --seed $(SEED) --scale $(SCALE)
+	$(PY) -m poolvae.train --dataset $(DATASET) --method $(METHOD) --beta $(BETA) --seed $(SEED) --scale $(SCALE) \
+	  --device $(DEVICE)
 
 .PHONY: evaluate
 RUN ?=
 evaluate: setup  ## Evaluate a trained run -> its evaluation.json: make evaluate METHOD=helvae BETA=2.5 SEED=0 SCALE=cpu (or RUN=dir)
-	$(PY) -m poolvae.evaluate $(if $(RUN),$(RUN),results/runs/$(SCALE)/$(DATASET)/$(METHOD)/beta=$$(printf '%g' $(BETA))/seed=$(SEED))
+	POOLVAE_DEVICE=$(DEVICE) $(PY) -m poolvae.evaluate $(if $(RUN),$(RUN),results/runs/$(SCALE)/$(DATASET)/$(METHOD)/beta=$$(printf '%g' $(BETA))/seed=$(SEED))
 
-reproduce-hel-table6: setup  ## HEL Table 6, seconds per training batch of every method (same networks, batch, machine)
+reproduce-hel-table6: setup  ## HEL Table 6, seconds per training batch of every method; CUB and CelebA on synthetic batches
 	$(PY) -m poolvae.timing --scale $(SCALE) --dataset $(DATASET) --seed $(SEED) --threads 1
 
 reproduce-table6: reproduce-hel-table6  ## Same as reproduce-hel-table6 (no prefix means the HELVAE paper)
@@ -141,8 +154,18 @@ reproduce-table%: ## HELVAE paper alias: reproduce-tableN runs reproduce-hel-tab
 reproduce-fig%: ## HELVAE paper alias: reproduce-figN runs reproduce-hel-figN
 	$(MAKE) reproduce-hel-fig$*
 
+# EXECUTOR=slurm: one GPU per run (poolvae.cluster); PARTITION= and TIME_LIMIT= (minutes per run) for the cluster
+PARTITION ?=
+TIME_LIMIT ?= 1440
+GPUS_PER_RUN ?= 1
+CPUS_PER_RUN ?= 8
+MEM_PER_RUN ?=
+SLURM_ENV = POOLVAE_SLURM_PARTITION=$(PARTITION) POOLVAE_SLURM_TIME=$(TIME_LIMIT) POOLVAE_SLURM_GPUS=$(GPUS_PER_RUN) \
+	POOLVAE_SLURM_CPUS=$(CPUS_PER_RUN) POOLVAE_SLURM_MEM_GB=$(MEM_PER_RUN)
+
 reproduce-%: setup  ## Train, evaluate and render a trained item: make reproduce-hel-table8 SCALE=cpu|ci|paper JOBS=n
-	$(PY) -m poolvae.experiments reproduce $* --scale $(SCALE) --jobs $(JOBS) --executor $(EXECUTOR)
+	POOLVAE_DEVICE=$(DEVICE) $(SLURM_ENV) $(PY) -m poolvae.experiments reproduce $* --scale $(SCALE) --jobs $(JOBS) \
+	  --executor $(EXECUTOR)
 
 .PHONY: diagnose-budget
 BUDGET_EPOCHS ?= 180

@@ -10,7 +10,8 @@ boolean ``mask`` of shape (M, B) that is True where modality m of row b is obser
 * computes in float32 (or float64 if given) even for float16/bfloat16 input, and takes overlaps in
   log space, so any D and log-variances anywhere in [-30, 30] stay finite;
 * checks its input for NaN/inf and names itself in the error (``set_checks(False)`` turns the check
-  off for speed).
+  off for speed); :func:`hellinger` also checks its documented range (``|logvar| <= 40``, ``|mu| <= 1e15``);
+* takes a mask of bools, or of numbers that are exactly 0 or 1; any other value is an error.
 
 Gaussian pools (:func:`poe`, :func:`hellinger`, :func:`wb`, :func:`code`) return a
 :class:`~poolvae.distributions.DiagGaussian`; mixture pools (:func:`moe`, :func:`mopoe`,
@@ -106,6 +107,11 @@ def _prepare(
         mask = torch.ones(M, B, dtype=torch.bool, device=mu.device)
     if mask.shape != (M, B):
         raise ValueError(f"{rule}: mask must have shape (M, B) = {(M, B)}; got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:  # 0/1 numbers are accepted; anything else (0.3, 2, NaN) is not silently True
+        stray = mask[(mask != 0) & (mask != 1)]
+        if stray.numel():
+            raise ValueError(f"{rule}: mask must be bool or hold only 0 and 1 (True = observed); "
+                             f"got {stray.flatten()[0].item()!r} ({stray.numel()} such entries)")
     mask = mask.to(torch.bool)
     dtype = compute_dtype(mu.dtype)
     mu, logvar = mu.to(dtype), logvar.to(dtype)
@@ -423,6 +429,28 @@ def holder_half_mixture(
     return GaussianMixture(torch.cat([e.mu, mu_ij], 0), torch.cat([e.logvar, log_var_ij], 0), log_w)
 
 
+#: The inputs :func:`hellinger` and :func:`hellinger_parts` accept from observed experts: log-variances within
+#: +-HELLINGER_LOGVAR_LIMIT and means within +-HELLINGER_MU_LIMIT. Inside, the pool and its gradients are finite in
+#: float32 (tested at the corners and inside: the squared spread of such means stays below float32's largest
+#: number, and an overlap that underflows gives its pair weight 0, which is its value); the models clamp
+#: log-variances to [-30, 30]. Beyond them the float32 pair terms overflow (exp(89) is inf: the pool was NaN;
+#: means of 1e30 gave logvar = inf; gradients fail from |logvar| of about 50), so a ValueError names the limit.
+HELLINGER_LOGVAR_LIMIT = 40.0
+HELLINGER_MU_LIMIT = 1e15
+
+
+def _check_hellinger_range(rule: str, e: Experts) -> None:
+    """Raise a ValueError when an observed expert lies outside the range where the Hellinger terms are finite
+    (unobserved experts are zeroed by :func:`_prepare`, so only observed ones can fail)."""
+    for name, x, limit in (("logvar", e.logvar, HELLINGER_LOGVAR_LIMIT), ("mu", e.mu, HELLINGER_MU_LIMIT)):
+        worst = float(x.detach().abs().max()) if x.numel() else 0.0
+        if worst > limit:
+            raise ValueError(f"{rule}: |{name}| of an observed expert is {worst:.3g}, beyond the accepted "
+                             f"{limit:g} (poolvae.aggregators.HELLINGER_{name.upper()}_LIMIT): the float32 pair "
+                             f"terms would overflow; clamp the encoder's outputs (the models clamp logvar to "
+                             f"[-30, 30])")
+
+
 #: Pair elements (M (M - 1) / 2 * B * D) from which :func:`hellinger` computes the pairs in blocks.
 BLOCK_PAIRS_FROM = 2**18
 
@@ -461,9 +489,12 @@ def hellinger(
     into (P, B, D) tensors was 1.6x to 5x slower on a CPU at B = 256, D = 512 (M = 3 to 12), most of it in
     page faults of the large temporaries. Below it, one gathered block (:func:`_pair_components`) is
     faster, since there the cost is in kernel launches, which blocks multiply. Pass ``weights``
-    (e.g. a softmax of parameters) for learned pooling weights; gradients flow to them.
+    (e.g. a softmax of parameters) for learned pooling weights; gradients flow to them. Observed experts must
+    have ``|logvar| <= 40`` and ``|mu| <= 1e15`` (:data:`HELLINGER_LOGVAR_LIMIT`), else a ValueError says so.
     """
     e = _prepare("hellinger", mu, logvar, mask, weights)
+    if _CHECKS["finite"]:
+        _check_hellinger_range("hellinger", e)
     M, B, D = e.mu.shape
     if M * (M - 1) // 2 * B * D >= BLOCK_PAIRS_FROM:
         comps, log_s = _pair_blocks(e)
@@ -512,6 +543,8 @@ def hellinger_parts(mu: Tensor, logvar: Tensor, mask: Tensor | None = None,
     disagreement of their means. Computed from the same mixture as :func:`hellinger` (checked to agree).
     """
     e = _prepare("hellinger_parts", mu, logvar, mask, weights)
+    if _CHECKS["finite"]:
+        _check_hellinger_range("hellinger_parts", e)
     M = e.mu.shape[0]
     mu_ij, var_ij, log_s = _pair_components(e)
     w = torch.exp(_holder_half_log_weights(e, log_s)).unsqueeze(-1)  # (M + P, B, 1)

@@ -5,7 +5,9 @@ to a temporary name and renamed, so an interrupted run never leaves half a file;
 sorted keys and floats rounded to 10 significant digits, and figures without time stamps, so the
 same computation gives the same bytes and ``make figures`` twice in a row changes nothing in git.
 Provenance is a hash of the package's source files plus the versions of the numerical libraries, not
-the git revision: committing a result must not make the result out of date.
+the git revision: committing a result must not make the result out of date. Nor does a later commit: a
+result whose numbers and settings are unchanged is not rewritten because the code's hash moved on
+(:func:`write_json` keeps the file), so a fresh clone stays clean after ``make figures``.
 """
 
 from __future__ import annotations
@@ -63,8 +65,41 @@ def _umask() -> int:
     return mask
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as deterministic JSON (sorted keys, rounded floats, trailing newline), atomically."""
+#: Provenance fields that say which code and libraries made a file, not what it holds: a file whose content
+#: differs from a new result only in these is kept as it is (:func:`write_json`).
+CHURNING_PROVENANCE = ("source_hash", "versions")
+
+
+def content(obj: Any) -> Any:
+    """``obj`` as its JSON file holds it (rounded floats, string keys, lists), without the fields of every
+    ``provenance`` block that name the code and library versions (:data:`CHURNING_PROVENANCE`): what two results
+    must share to be the same result."""
+    def strip(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: ({f: g for f, g in strip(v).items() if f not in CHURNING_PROVENANCE}
+                        if k == "provenance" and isinstance(v, dict) else strip(v)) for k, v in x.items()}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    return strip(json.loads(json.dumps(_round_floats(obj))))
+
+
+def write_json(path: str | os.PathLike, obj: Any, keep_unchanged: bool = True) -> Path:
+    """Write ``obj`` as deterministic JSON (sorted keys, rounded floats, trailing newline), atomically.
+
+    With ``keep_unchanged`` an existing file whose :func:`content` equals ``obj``'s is left byte for byte as it
+    is: a result recomputed by later code is the same result, and its file keeps the provenance of the code
+    that first made it, so ``make figures`` on a clean clone changes nothing that git tracks. The provenance
+    then still names code that produced these exact numbers.
+    """
+    path = Path(path)
+    if keep_unchanged and path.is_file():
+        try:
+            if content(json.loads(path.read_text())) == content(obj):
+                return path
+        except (ValueError, UnicodeDecodeError):  # not JSON (a half-written file of old): write it anew
+            pass
     text = json.dumps(_round_floats(obj), indent=2, sort_keys=True) + "\n"
     return atomic_write_bytes(path, text.encode())
 

@@ -18,7 +18,8 @@ CUB                    none: colour coherence by HSV counts       (:mod:`poolvae
 
 They are trained once per data set and scale on the full training split, saved under the git-ignored
 ``checkpoints/classifiers/<scale>/<dataset>/<modality>.pt``, their test accuracy written to
-``results/classifiers/<scale>/<dataset>.json``, and reused while the settings match::
+``results/classifiers/<scale>/<dataset>.json`` (at the ``ci`` scale to the git-ignored
+``results/ci/classifiers/<dataset>.json``, like every ci artefact), and reused while the settings match::
 
     python -m poolvae.classifiers --dataset polymnist-mini --scale cpu
 
@@ -219,9 +220,18 @@ def test_classifiers(classifiers: list[nn.Module], data, kind: str, batch_size: 
     return out
 
 
+#: Where the ``ci`` scale's results files go when the default results folder is asked for: ci classifiers are
+#: retrained in seconds with other numbers each time, so their files must not be tracked (``results/ci`` is ignored).
+CI_CLASSIFIER_RESULTS_DIR = RESULTS_DIR / "ci" / "classifiers"
+
+
 def classifier_paths(dataset: str, scale: str, checkpoint_dir: str | os.PathLike = CLASSIFIER_DIR,
                      results_dir: str | os.PathLike = CLASSIFIER_RESULTS_DIR) -> tuple[Path, Path]:
-    """(folder of the checkpoints, results file) of a data set's classifiers at a scale."""
+    """(folder of the checkpoints, results file) of a data set's classifiers at a scale: the results file is
+    ``<results_dir>/<scale>/<dataset>.json``, except at scale ``ci`` with the default ``results_dir``, where it is
+    ``results/ci/classifiers/<dataset>.json`` (:data:`CI_CLASSIFIER_RESULTS_DIR`)."""
+    if scale == "ci" and Path(results_dir).resolve() == CLASSIFIER_RESULTS_DIR.resolve():
+        return Path(checkpoint_dir) / scale / dataset, CI_CLASSIFIER_RESULTS_DIR / f"{dataset}.json"
     return Path(checkpoint_dir) / scale / dataset, Path(results_dir) / scale / f"{dataset}.json"
 
 

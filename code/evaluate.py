@@ -92,11 +92,27 @@ from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every not
 from . import datasets as ds
 from . import metrics as mt
 from .artefacts import provenance, read_json, repo_relative, write_json
-from .classifiers import CLASSIFIER_DIR, CLASSIFIER_RESULTS_DIR, features_and_logits, get_classifiers, task
+from .classifiers import (
+    CLASSIFIER_DIR,
+    CLASSIFIER_RESULTS_DIR,
+    classifier_paths,
+    features_and_logits,
+    get_classifiers,
+    task,
+)
 from .configs import typed
 from .fid import FeatureExtractor, fid_from_features, frechet_distance_features
 from .models import INNER_POOL, METHODS, SUBSET_POSTERIORS, MultimodalVAE
-from .train import CHECKPOINT_DIR, SCALES, TrainConfig, build_model, checkpoint_file, load_data, stored_config
+from .train import (
+    CHECKPOINT_DIR,
+    SCALES,
+    TrainConfig,
+    build_model,
+    checkpoint_file,
+    load_data,
+    resolve_device,
+    stored_config,
+)
 
 SCHEMA = "poolvae.evaluate/1"
 SECTIONS = ("coherence", "latent", "log_likelihood", "quality")
@@ -129,7 +145,11 @@ class EvalSettings:
 
 EVAL_DEFAULTS: dict[str, dict] = {
     # seconds: the tests
-    "ci": dict(batch_size=64, n_conditional=32, n_unconditional=64, n_latent_test=0, K=4, n_ll=8, ll_chunk=4,
+    # (about 1 s of one core per PolyMNIST-mini run; the 35-90 s seen before were two BLAS and torch threads on a
+    # loaded machine, which poolvae.experiments' ci runs no longer use. What costs is per call, not per sample,
+    # so the counts stay where the statistics still work: 64 for the Frechet distances of 32 features, 16
+    # conditioned test points, K = 2 on 4 points for the log-likelihood)
+    "ci": dict(batch_size=64, n_conditional=16, n_unconditional=64, n_latent_test=0, K=2, n_ll=4, ll_chunk=2,
                n_fid=64, fid=False),
     # PolyMNIST-mini (1,000 test points): about a minute on two cores, plus two for the classifiers once
     "cpu": dict(batch_size=250, n_conditional=0, n_unconditional=1000, n_latent_test=0, K=50, n_ll=100,
@@ -821,7 +841,7 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
         return _keep_without_checkpoint(old, out_file, scale, settings, ckpt)
     _check_run_checkpoint(cfg, run_dir, ckpt, allow_unfinished)
     digest = _sha256(ckpt)
-    device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(settings.device))  # auto: $POOLVAE_DEVICE (make's DEVICE=), else cuda if present
     sample_record = {"run": repo_relative(run_dir), "checkpoint_sha256": digest}
     if old is not None and _same_protocol(old, scale, settings) and old["run"].get("checkpoint_sha256") == digest:
         if samples and not run_samples_up_to_date(run_dir, cfg.dataset, digest):  # made before samples.npz existed
@@ -891,7 +911,8 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
         "samples": counts,
         "classifiers": None if clf_record is None else {
             "checkpoint_dir": repo_relative(Path(classifier_dir) / cfg.scale / cfg.dataset),
-            "results_file": repo_relative(Path(classifier_results_dir) / cfg.scale / f"{cfg.dataset}.json"),
+            "results_file": repo_relative(classifier_paths(cfg.dataset, cfg.scale, classifier_dir,
+                                                           classifier_results_dir)[1]),
             "task": clf_record["task"], "test": clf_record["test"]},
         "feature_extractors": extractors,
         "metrics": metrics,
@@ -904,13 +925,14 @@ def evaluate_run(run_dir: str | os.PathLike, scale: str | None = None, overrides
 
 def main(argv=None) -> None:
     """Command line; see the module docstring."""
-    from .train import parse_overrides
+    from .train import count_argument, parse_overrides
 
-    p = argparse.ArgumentParser(description="Evaluate a trained run and write RUN_DIR/evaluation.json.")
+    p = argparse.ArgumentParser(prog="python -m poolvae.evaluate",
+                                description="Evaluate a trained run and write RUN_DIR/evaluation.json.")
     p.add_argument("run_dir", help="results/runs/<scale>/<dataset>/<method>/beta=<b>/seed=<s>")
     p.add_argument("--scale", choices=SCALES, help="evaluation protocol scale (default: the run's)")
-    p.add_argument("--K", type=int, help="importance samples per data point for the log-likelihood")
-    p.add_argument("--n-fid", type=int, help="images per FD/FID set (sets n_fid and n_unconditional)")
+    p.add_argument("--K", type=count_argument(1), help="importance samples per data point for the log-likelihood")
+    p.add_argument("--n-fid", type=count_argument(2), help="images per FD/FID set (sets n_fid and n_unconditional)")
     p.add_argument("--inception-weights", help="path to the Inception weights for FID (default: torch hub cache)")
     p.add_argument("--fid", choices=("on", "off"), help="Inception FID on or off (default: on at paper scale)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override EvalSettings fields")
@@ -922,22 +944,39 @@ def main(argv=None) -> None:
     p.add_argument("--allow-unfinished", action="store_true", help="evaluate the last checkpoint of an unfinished run")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    overrides = parse_overrides(a.set)
-    if a.K is not None:
-        overrides["K"] = a.K
-    if a.n_fid is not None:  # the prior samples are the unconditional FD/FID samples
-        overrides["n_fid"] = overrides["n_unconditional"] = a.n_fid
-    if a.inception_weights:
-        overrides["inception_weights"] = a.inception_weights
-    if a.fid:
-        overrides["fid"] = a.fid == "on"
+    if not Path(a.run_dir).is_dir():
+        p.error(f"run folder {a.run_dir} does not exist (a run folder is results/runs/<scale>/<dataset>/<method>/"
+                f"beta=<b>/seed=<s>; `make reproduce-list` lists the items' runs)")
+    try:  # every setting is checked before the run is read: --set keys, types and ranges, the device
+        overrides = parse_overrides(a.set)
+        if a.K is not None:
+            overrides["K"] = a.K
+        if a.n_fid is not None:  # the prior samples are the unconditional FD/FID samples
+            overrides["n_fid"] = overrides["n_unconditional"] = a.n_fid
+        if a.inception_weights:
+            overrides["inception_weights"] = a.inception_weights
+        if a.fid:
+            overrides["fid"] = a.fid == "on"
+        settings = make_settings(a.scale or "ci", overrides)  # every scale has the same fields and checks
+        for name, low in (("batch_size", 1), ("K", 1), ("ll_chunk", 1), ("n_colour", 1), ("n_conditional", 0),
+                          ("n_unconditional", 0), ("n_latent_train", 0), ("n_latent_test", 0), ("n_ll", 0),
+                          ("n_fid", 0), ("seed", 0)):
+            if getattr(settings, name) < low:
+                raise ValueError(f"evaluation setting {name} must be at least {low}; got {getattr(settings, name)}")
+        resolve_device(settings.device)
+    except ValueError as e:
+        p.error(str(e))
     try:
         out = evaluate_run(a.run_dir, a.scale, overrides, a.checkpoint_dir, a.classifier_dir,
                            a.classifier_results_dir, progress=not a.no_progress, force=a.force,
                            allow_unfinished=a.allow_unfinished)
-    except (FileNotFoundError, RuntimeError, ValueError) as e:
-        print(f"error: {e}")
+    except (FileNotFoundError, RuntimeError, ValueError) as e:  # a missing checkpoint or data set, a corrupt file:
+        print(f"error: {e}")  # the message names it and what to do, in one line
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(f"interrupted; {a.run_dir}/evaluation.json is unchanged (it is written only when complete): run the "
+              "same command again")
+        raise SystemExit(130) from None
     print(f"wrote {out}")
 
 

@@ -36,6 +36,7 @@ import math
 import statistics
 import sys
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,9 +59,16 @@ POLYMNIST_METHODS = ("mvae", "mmvae", "mopoe", "mmvaeplus", "mwbvae", "codevae",
 WB_METHODS = ("mvae", "mmvae", "mopoe", "wbvae", "mwbvae")
 
 
+#: Offline stand-ins at scale cpu: built on this machine from what packages ship (poolvae.polymnist, poolvae.mstmini).
+STAND_INS = {"polymnist": "polymnist-mini", "mnist-svhn-text": "mnist-svhn-text-mini"}
+
+
 def dataset_at(base: str, scale: str) -> str:
-    """The data set a scale trains on: PolyMNIST-mini stands in for PolyMNIST below paper scale."""
-    return "polymnist-mini" if base == "polymnist" and scale != "paper" else base
+    """The data set a scale trains on: PolyMNIST-mini stands in for PolyMNIST below paper scale, and
+    MNIST-SVHN-Text-mini for MNIST-SVHN-Text at scale cpu (ci runs the real loader on test fixtures)."""
+    if base == "polymnist" and scale != "paper":
+        return STAND_INS[base]
+    return STAND_INS.get(base, base) if scale == "cpu" else base
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,6 +536,64 @@ def check_data(cfgs: list[TrainConfig]) -> None:
             ds.get_dataset(dataset, split, scale=scale)
 
 
+def _duration(seconds: float) -> str:
+    """``75.2`` -> ``"1 min 15 s"``; under a minute in seconds."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    return f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s // 60 % 60:02d} min"
+
+
+def run_state(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR,
+              retrain_stale: bool = False) -> str:
+    """What :func:`run_one` is about to do with run ``cfg`` (``runs_dir``: the root of the run folders), in words:
+    training, resuming, evaluating, checking an evaluation, or keeping a stale run."""
+    run_dir = Path(runs_dir) / run_path(cfg)
+    metrics = run_dir / "metrics.json"
+    if metrics.exists() and read_json(metrics).get("finished"):
+        if stale_reason(cfg, run_dir, checkpoint_dir):
+            return "retraining (stale), then evaluating" if retrain_stale else "kept (stale; --retrain-stale redoes it)"
+        if (run_dir / "evaluation.json").exists():
+            return "trained; checking its evaluation is up to date"
+        return "trained; evaluating"
+    if checkpoint_file(cfg, checkpoint_dir).exists():
+        return "resuming its training, then evaluating"
+    return "training, then evaluating"
+
+
+@contextmanager
+def _one_thread(enabled: bool):
+    """One torch thread and one BLAS/OpenMP thread inside the block (when ``enabled``), restored after.
+
+    The ci scale's tensors are tiny: there a second thread only waits, and on a shared machine it spins. NumPy's
+    OpenBLAS was the worst: the Frechet distances' 32 x 32 eigendecompositions took 26 ms each with two threads on
+    a loaded two-core machine and 0.15 ms with one, which made a ci evaluation 10 s instead of 2.
+    """
+    if not enabled:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _single_threaded_worker() -> None:
+    """Initialiser of the ``local`` executor's workers at the ``ci`` scale: one torch and one BLAS thread each, so
+    ``--jobs 2`` puts one run on each of two cores (:func:`_one_thread` says why)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1)  # for the rest of the worker's life
+
+
 def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", results_dir: Path = RESULTS_DIR,
               checkpoint_dir: Path = CHECKPOINT_DIR, evaluate_kwargs: dict | None = None,
               methods: list[str] | None = None, betas: list[float] | None = None,
@@ -536,30 +602,55 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
     :func:`render`'s); returns the summary.
 
     The data sets are opened first, so a missing one stops the item with its download instructions
-    before any run trains.
+    before any run trains. One line per run says which run of how many it is, what is done with it
+    (:func:`run_state`) and, from the runs done so far, when the item will be done. At the ``ci`` scale every run
+    uses one thread (:func:`_one_thread`; with ``--executor local --jobs 2``, one run per core).
     """
+    import time
+
     exp = get_experiment(item)
     cfgs = [c for c in exp.runs(scale) if (not methods or c.method in methods) and (not betas or c.beta in betas)]
     check_data(cfgs)
-    args = [(c, Path(results_dir) / "runs", Path(checkpoint_dir), evaluate_kwargs, False, retrain_stale) for c in cfgs]
-    print(f"{item}: {len(cfgs)} runs at scale {scale} ({executor}, jobs={jobs})", flush=True)
+    runs_dir = Path(results_dir) / "runs"
+    args = [(c, runs_dir, Path(checkpoint_dir), evaluate_kwargs, False, retrain_stale) for c in cfgs]
+    n = len(cfgs)
+    print(f"{item}: {n} runs at scale {scale} ({executor}, jobs={jobs})", flush=True)
+    start = time.perf_counter()
     if executor == "serial" or jobs <= 1 and executor != "slurm":
-        for a in args:
-            run_one(*a)
+        states = [run_state(c, runs_dir, Path(checkpoint_dir), retrain_stale) for c in cfgs]  # a run changes no other
+        busy = [not s.startswith("kept") for s in states]
+        worked: list[float] = []  # seconds of the runs that trained or evaluated (kept ones take none)
+        with _one_thread(scale == "ci"):
+            for i, (a, state) in enumerate(zip(args, states, strict=True), 1):
+                left = sum(busy[i - 1:])
+                eta = (f"; ETA {_duration(left * sum(worked) / len(worked))}" if worked and left
+                       else "; ETA after this run" if busy[i - 1] else "")
+                print(f"run {i}/{n} {run_path(a[0])}: {state}{eta}", flush=True)
+                t0 = time.perf_counter()
+                run_one(*a)
+                if busy[i - 1]:
+                    worked.append(time.perf_counter() - t0)
     elif executor == "local":
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for f in [pool.submit(run_one, *a) for a in args]:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_single_threaded_worker if scale == "ci" else None) \
+                as pool:
+            futures = {pool.submit(run_one, *a): a[0] for a in args}
+            for i, f in enumerate(as_completed(futures), 1):
                 f.result()
+                took = time.perf_counter() - start
+                eta = f"; ETA {_duration(took / i * (n - i))}" if i < n else ""
+                print(f"run {i}/{n} {run_path(futures[f])}: done{eta}", flush=True)
     elif executor == "slurm":
         import submitit
         ex = submitit.AutoExecutor(folder=Path(checkpoint_dir) / "submitit")
         ex.update_parameters(timeout_min=24 * 60, slurm_array_parallelism=jobs, gpus_per_node=1)
         jobs_ = ex.map_array(run_one, *zip(*args, strict=True))
-        for j in jobs_:
+        for i, (j, c) in enumerate(zip(jobs_, cfgs, strict=True), 1):
             j.result()
+            print(f"run {i}/{n} {run_path(c)}: done (slurm job {j.job_id})", flush=True)
     else:
         raise ValueError(f"unknown executor {executor!r}; valid: serial, local, slurm")
+    print(f"{item}: {n} runs done in {_duration(time.perf_counter() - start)}; rendering", flush=True)
     return render(item, scale, results_dir, figures_dir)
 
 
@@ -651,6 +742,17 @@ def _mean_draws(col: Column, evs: list[dict], rng, n: int):
     return np.take_along_axis(draws, pick, 0).mean(0)
 
 
+def mean_interval(col: Column, evs: list[dict], draws: int = TAU_DRAWS, seed: int = 0) -> list[float] | None:
+    """95% bootstrap interval of one cell's mean (:func:`_mean_draws`: seeds, and test points for coherence);
+    None when nothing varies (one seed of a metric whose per-point values are not stored)."""
+    import numpy as np
+
+    v = _mean_draws(col, evs, np.random.default_rng(seed), draws)
+    if v is None or float(v.min()) == float(v.max()):
+        return None
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+
+
 def tau_interval(col: Column, methods, method_beta: dict, found: dict, paper_rank: dict[str, int],
                  draws: int = TAU_DRAWS, seed: int = 0) -> list[float] | None:
     """The 95% bootstrap interval of Kendall's tau between the paper's ranks and ours (:func:`_mean_draws`); None
@@ -677,6 +779,10 @@ def _header(exp: Experiment, scale: str, found: dict, results_dir: Path = RESULT
     datasets = [dataset_at(d, scale) for d in exp.selection] if exp.selection else [dataset_at(exp.dataset, scale)]
     out = {"item": exp.id, "description": exp.description, "scale": scale, "dataset": ", ".join(datasets),
            "runs_expected": len(exp.runs(scale)), "runs_found": sum(len(v) for v in found.values())}
+    stand_ins = [d for d in datasets if d in STAND_INS.values() and d != "polymnist-mini"]
+    if stand_ins:  # polymnist-mini's caveat is in every cpu table's header already
+        out["stand_in"] = (f"{', '.join(stand_ins)} is an offline stand-in built on this machine, not the paper's data "
+                           "set: only ranks compare with the paper, not values")
     stale = {str(run_path(c)): r for c in exp.runs(scale)
              if (r := stale_reason(c, run_folder(c, results_dir), CHECKPOINT_DIR))}
     if stale:  # only then: items without stale runs keep their files as they were
@@ -719,6 +825,9 @@ def summarise(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> d
                 cells.setdefault(label, {}).setdefault(col.key, {})[m] = {
                     "ours": ours[m], "ours_rank": ours_rank.get(m), "paper": paper.get(m),
                     "paper_rank": paper_rank.get(m)}
+                iv = mean_interval(col, found.get((m, method_beta[m]), []))
+                if iv is not None:
+                    cells[label][col.key][m]["ours"]["interval"] = iv
             agreement.setdefault(label, {})[col.key] = kendall_tau(paper_rank, ours_rank)
             intervals.setdefault(label, {})[col.key] = tau_interval(col, exp.methods, method_beta, found, paper_rank)
     out["cells"], out["kendall_tau"] = cells, agreement
@@ -973,6 +1082,8 @@ def table_markdown(summary: dict) -> str:
              f"Ours: scale `{summary['scale']}` on `{summary['dataset']}`, {summary['runs_found']} of "
              f"{summary['runs_expected']} runs found; mean ± std over seeds (no ± with one seed). "
              "Paper: as printed. Ranks in brackets (1 = best)."]
+    if summary.get("stand_in"):
+        lines.append(f"**Stand-in:** {summary['stand_in']}.")
     if summary.get("quality_metric") == "fd_classifier":
         lines.append("Quality below paper scale is `fd_classifier`, a Fréchet distance in the coherence "
                      "classifiers' features, not Inception FID: compare ranks, not values.")
@@ -1137,8 +1248,21 @@ def rendered_dir(results_dir: Path, scale: str) -> Path:
     return Path(results_dir) / "ci" if scale == "ci" else Path(results_dir)
 
 
-def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> str:
-    """One line: evaluations found at ``scale`` and whether results/<id>.json is rendered (and at which scale)."""
+def absent_data(exp: Experiment, scale: str, data: dict[str, str] | None = None) -> list[str]:
+    """The data sets that ``exp``'s runs at ``scale`` need and that are not here, from ``data`` (name -> state, as
+    :func:`poolvae.datasets.status` gives it, which only looks at file names). A mini set that is not built yet
+    is not absent: it is built on first use."""
+    from . import datasets as ds
+
+    data = ds.status() if data is None else data
+    needed = dict.fromkeys(c.dataset for c in exp.runs(scale))
+    return [d for d in needed if d in data and data[d] != "present" and not d.endswith("-mini")]
+
+
+def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR, data: dict[str, str] | None = None) -> str:
+    """One line: whether the item can run at ``scale`` (which data sets are absent), the evaluations found and
+    whether results/<id>.json is rendered (and at which scale). ``data``: :func:`poolvae.datasets.status`, read
+    once by the caller for many items."""
     if exp.samples:
         name = sample_file(exp)
         what = f"with {name}"
@@ -1147,49 +1271,77 @@ def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR) -> str:
     have = sum((run_folder(c, results_dir) / name).exists() for c in exp.runs(scale))
     f = rendered_dir(results_dir, scale) / f"{exp.id}.json"
     rendered = f"rendered at {read_json(f).get('scale')}" if f.exists() else "not rendered"
-    return f"{have}/{len(exp.runs(scale))} {scale} runs {what}, {rendered}"
+    line = f"{have}/{len(exp.runs(scale))} {scale} runs {what}, {rendered}"
+    absent = absent_data(exp, scale, data)
+    if absent:
+        line = (f"cannot run at {scale}: data set{'s' if len(absent) > 1 else ''} {', '.join(absent)} absent "
+                f"(`python -m poolvae.datasets --list` says where to get {'them' if len(absent) > 1 else 'it'}); "
+                + line)
+    return line
 
 
 def main(argv=None) -> int:
     """Command line; see the module docstring."""
-    p = argparse.ArgumentParser(description="Reproduce the papers' tables and figures")
+    from .train import beta_argument, count_argument
+
+    p = argparse.ArgumentParser(prog="python -m poolvae.experiments",
+                                description="Reproduce the papers' tables and figures")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list every item, its runs per scale and its status")
     ls.add_argument("--scale", default="cpu", choices=SCALES, help="the scale whose status is shown")
+    parsers = {}
     for name in ("reproduce", "render"):
-        s = sub.add_parser(name)
+        s = parsers[name] = sub.add_parser(name)
         s.add_argument("item", help=f"one of: {', '.join(EXPERIMENTS)}")
         s.add_argument("--scale", default="cpu", choices=SCALES)
         if name == "reproduce":
-            s.add_argument("--jobs", type=int, default=1)
+            s.add_argument("--jobs", type=count_argument(1), default=1)
             s.add_argument("--executor", default="serial", choices=["serial", "local", "slurm"])
             s.add_argument("--methods", nargs="+", default=None)
-            s.add_argument("--betas", nargs="+", type=float, default=None)
+            s.add_argument("--betas", nargs="+", type=beta_argument, default=None)
             s.add_argument("--retrain-stale", action="store_true",
                            help="delete and train again the runs made with settings that are no longer the defaults")
     a = p.parse_args(argv)
     if a.command == "list":
+        from . import datasets as ds
+
+        data = ds.status()
         for e in EXPERIMENTS.values():
             counts = ", ".join(f"{s}: {len(e.runs(s))}" for s in SCALES)
             print(f"{e.id:12s} {e.kind:6s} runs ({counts})  {e.description}")
-            print(f"{'':19s} status: {status(e, a.scale)}")
+            print(f"{'':19s} status: {status(e, a.scale, data=data)}")
         for item, how in ELSEWHERE.items():
             print(f"{item:12s} {'other':6s} {how}")
         return 0
+    s = parsers[a.command]
+    if a.item not in EXPERIMENTS:  # every argument is checked before anything runs, with argparse's one-line error
+        if a.item in ELSEWHERE:
+            s.error(f"{a.item} is not a trained item; it is made by {ELSEWHERE[a.item]}")
+        s.error(f"unknown item {a.item!r}; valid: {', '.join(EXPERIMENTS)}")
+    exp = EXPERIMENTS[a.item]
+    if a.command == "reproduce":
+        runs = exp.runs(a.scale)
+        bad = sorted(set(a.methods or ()) - {c.method for c in runs})
+        if bad:
+            s.error(f"--methods: {', '.join(bad)} not among {a.item}'s methods: {', '.join(exp.methods)}")
+        grid = sorted({c.beta for c in runs if not a.methods or c.method in a.methods})
+        bad = sorted(set(a.betas or ()) - set(grid))
+        if bad:
+            s.error(f"--betas: {', '.join(f'{b:g}' for b in bad)} not in {a.item}'s betas at scale {a.scale}: "
+                    f"{', '.join(f'{b:g}' for b in grid)}")
     try:
-        get_experiment(a.item)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if a.command == "render":
-        render(a.item, a.scale)
-        return 0
-    try:
-        reproduce(a.item, a.scale, a.jobs, a.executor, methods=a.methods, betas=a.betas,
-                  retrain_stale=a.retrain_stale)
-    except FileNotFoundError as err:  # a data set or a file the runs need: its message says what to do
-        print(f"error: {err}", file=sys.stderr)
+        if a.command == "render":
+            render(a.item, a.scale)
+        else:
+            reproduce(a.item, a.scale, a.jobs, a.executor, methods=a.methods, betas=a.betas,
+                      retrain_stale=a.retrain_stale)
+    except (FileNotFoundError, ValueError) as err:  # a data set absent or corrupt, a file the runs need: its
+        print(f"error: {err}", file=sys.stderr)  # message says what to do, in one line
         return 1
+    except KeyboardInterrupt as err:  # train() says where it stopped; elsewhere (evaluating, rendering) we do
+        print(str(err) or f"interrupted {a.item} at scale {a.scale}: finished runs are kept and an interrupted "
+              "one resumes; run the same command again", flush=True)
+        return 130
     return 0
 
 

@@ -526,6 +526,19 @@ def preview_png(path: str | Path, width: int = 640) -> bytes:
     return buf.getvalue()
 
 
+def exact_result(item_id: str, seed: int = 0) -> dict:
+    """The results file of an exact item as :func:`run_item` writes it: its numbers and a provenance block."""
+    item = ITEMS[item_id]
+    if item.kind != "exact":
+        raise ValueError(f"{item_id} is not an exact item; exact: "
+                         + ", ".join(k for k, v in ITEMS.items() if v.kind == "exact"))
+    data = item.compute()
+    # how the numbers were integrated: the study's quadrature rules, or the density grid
+    quadrature = data.pop("quadrature", None) or data.get("grid") or "none: closed forms"
+    data["provenance"] = provenance(item=item_id, kind="exact", scale="exact", seed=seed, quadrature=quadrature)
+    return data
+
+
 def run_item(item_id: str, results_dir: Path, figures_dir: Path, seed: int) -> tuple[bool, str]:
     """Compute (exact items), write and draw one item; returns ``(drawn, one-line summary)``."""
     item = ITEMS[item_id]
@@ -537,12 +550,7 @@ def run_item(item_id: str, results_dir: Path, figures_dir: Path, seed: int) -> t
         return False, (f"skipped {item_id}: drawn from the data sets by `make reproduce-{item_id}`, "
                        f"not from results/ ({repo_relative(png)} {state})")
     if item.kind == "exact":
-        data = item.compute()
-        # how the numbers were integrated: the study's quadrature rules, or the density grid
-        quadrature = data.pop("quadrature", None) or data.get("grid") or "none: closed forms"
-        data["provenance"] = provenance(item=item_id, kind="exact", scale="exact", seed=seed,
-                                        quadrature=quadrature)
-        write_json(path, data)
+        write_json(path, exact_result(item_id, seed))  # kept as it is when only the code's hash differs
     elif not path.exists():
         return False, f"skipped {item_id}: {repo_relative(path)} not found (run `make reproduce-{item_id}`)"
     if item.draw is None:

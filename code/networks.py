@@ -610,6 +610,7 @@ FAMILIES: dict[str, dict[str, tuple[type, type]]] = {
 }
 #: The default architecture of each data set (PolyMNIST may also use ``res28``, as at paper scale).
 DATASET_ARCH = {"polymnist": "conv28", "polymnist-mini": "conv28", "mnist-svhn-text": "sutter-mst",
+                "mnist-svhn-text-mini": "sutter-mst",  # the stand-in has the real one's shapes and networks
                 "celeba": "sutter-celeba", "cub": "mmvaeplus-cub"}
 
 

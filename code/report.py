@@ -59,6 +59,33 @@ def _table6_lines(results: Path) -> list[str]:
     if "helvae_pooling_share_of_step" in t:
         lines += ["", f"  The Hellinger pooling itself takes {100 * t['helvae_pooling_share_of_step']:.1f}% of "
                       "HELVAE's training step."]
+    return lines + [""] + _table6_columns_lines(t, results)
+
+
+def _table6_columns_lines(t: dict, results: Path) -> list[str]:
+    """HEL Table 6's three columns as ratios to HELVAE, ours beside the paper's; synthetic columns starred."""
+    cols = t.get("columns")
+    if not cols:
+        return []
+    order = ("polymnist", "cub", "celeba")  # the paper's column order (the file's keys are sorted)
+    cols = {n: cols[n] for n in sorted(cols, key=lambda n: (order.index(n) if n in order else len(order), n))}
+    paper_file = results / "paper" / "hel-table6.json"
+    paper: dict[str, dict[str, float]] = {}
+    for c in read_json(paper_file)["cells"] if paper_file.exists() else []:
+        paper.setdefault(c["dataset"], {})[c["method"]] = c["mean"]
+    star = {name: "*" if col["batches"] == "synthetic" else "" for name, col in cols.items()}
+    lines = ["- hel-table6 by column, ratio to HELVAE in the same run and column (ours | paper's); "
+             "* timed on synthetic batches with the data set's shapes, networks and batch size at this scale:", "",
+             "| method | " + " | ".join(f"{c['paper_column']}{star[n]} ours | paper" for n, c in cols.items()) + " |",
+             "|---|" + "---|---|" * len(cols)]
+    methods = list(dict.fromkeys(m for col in cols.values() for m in col["methods"]))
+    for m in methods:
+        cells = []
+        for name, col in cols.items():
+            r = col["methods"].get(m, {}).get("ratio_to_helvae")
+            p, h = paper.get(name, {}).get(m), paper.get(name, {}).get("helvae")
+            cells += ["" if r is None else f"{r:.2f}", "" if p is None or not h else f"{p / h:.2f}"]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

@@ -12,6 +12,16 @@ the optimiser, the random state and the position inside the epoch, and the data 
 is drawn from a generator seeded by (seed, epoch). The scale level in the path is an addition to
 DESIGN.md's layout so that runs of different scales can never be mixed up.
 
+Devices (``--device``, ``TrainConfig.device``): ``auto`` (``$POOLVAE_DEVICE`` if set, as the Makefile's
+``DEVICE=`` sets it, else the GPU when torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. The model is
+initialised on the CPU from the seed and moved there with its optimiser state; batches are gathered there
+(:func:`batches`), and the sampling noise comes from the device's generator, whose state the checkpoint keeps. The
+device is an execution field (:data:`EXECUTION_FIELDS`): checkpoints load through the CPU (``map_location``), so a
+run interrupted on one device resumes on another. On the CPU a run computes exactly what it did before devices
+existed (same batches, same noise, same numbers). ``--amp bf16|fp16`` runs the networks in mixed precision (the
+pooling, sampling, KL and likelihoods stay float32; fp16 with a gradient scaler) and is part of a run's identity;
+``--compile`` compiles the whole model and is not.
+
 Scales: ``ci`` (seconds, tests), ``cpu`` (PolyMNIST-mini for 60 epochs, 7 to 20 minutes a run on one core and
 CoDEVAE about 1.7 h; too few epochs for HELVAE to reach its rank, as book chapter 9 measures; the other data sets
 as seeded subsets in a few minutes), ``paper`` (the appendix settings of the papers; GPUs and
@@ -24,18 +34,24 @@ say), which a scale's own folder refuses.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
+import os
+import platform
+import re
 import signal
 import socket
 import subprocess
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in every notebook
 
+from . import aggregators as agg
 from . import datasets as ds
 from .artefacts import REPO_ROOT, RESULTS_DIR, provenance, read_json, write_json
 from .configs import typed
@@ -74,14 +90,20 @@ class TrainConfig:
     subset_entropy_coef: float = 1000.0  # CoDEVAE: + coef * entropy of the subset weights (the authors' code); 0: free
     threads: int = 0  # torch threads; 0 keeps torch's default
     compile_pool: bool = False  # pool through torch.compile (poolvae.aggregators.compiled); same numbers, faster
+    device: str = "auto"  # auto ($POOLVAE_DEVICE if set, else cuda when present, else cpu) | cpu | cuda | cuda:N
+    amp: str = "off"  # mixed precision of the networks: off (float32, as the papers) | bf16 | fp16 (gradient scaler);
+    # the pooling, sampling, KL and likelihoods stay float32 (build_model)
+    compile: bool = False  # torch.compile the whole model for the training step (same computation, fused kernels)
+    workers: int = -1  # DataLoader worker processes for data sets read from disk (CelebA, CUB); -1: 0 on the CPU,
+    # min(8, cores / 2) on an accelerator. In-memory data sets gather their batches on the device instead.
 
 
 #: Fields that change how a run executes, not what it computes: a finished run made with other values is the same run.
-EXECUTION_FIELDS = ("threads", "compile_pool")
+EXECUTION_FIELDS = ("threads", "compile_pool", "device", "compile", "workers")
 
 #: Fields added after runs were committed, with the value the code used before each existed. A stored config.json
 #: without the field was made with that value (the fidelity changes of issue #16 made the reference the default).
-LEGACY_VALUES = {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0}
+LEGACY_VALUES = {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0, "amp": "off"}
 
 
 def irrelevant_fields(method: str) -> set[str]:
@@ -138,6 +160,13 @@ SCALE_DEFAULTS: dict[tuple[str, str], dict] = {
     # WB App. B.2: 150 epochs, Adam lr 1e-3, batch 256, latent 20, networks of Sutter et al. (2021) (width 32);
     # the paper's beta is 5 (a run argument, not a default here)
     ("mnist-svhn-text", "paper"): dict(latent_dim=20, width=32, epochs=150, batch_size=256, lr=1e-3),
+    # MNIST-SVHN-Text-mini (poolvae.mstmini, the offline stand-in): its ci build (2,500 training pairs) cut further
+    ("mnist-svhn-text-mini", "ci"): dict(latent_dim=8, width=4, epochs=2, batch_size=32, train_limit=128,
+                                         test_limit=32),
+    # the real one's cpu settings on the whole stand-in (20,000 training pairs, 5,000 test pairs): the paper's
+    # networks (width 32) and latent size, 1,878 steps; MVAE took 4.3 minutes of CPU time on one thread (12 minutes
+    # of wall time on two cores shared with five other processes)
+    ("mnist-svhn-text-mini", "cpu"): dict(latent_dim=20, width=32, epochs=6, batch_size=64, lr=1e-3),
     ("celeba", "ci"): dict(latent_dim=8, private_dim=4, width=4, epochs=2, batch_size=16, train_limit=64,
                            test_limit=16),
     # width 16 instead of the paper's 128 (43M image-network parameters at 128); 500 steps at 180-290 ms plus
@@ -221,17 +250,116 @@ def checkpoint_file(cfg: TrainConfig, checkpoint_dir: str | Path = CHECKPOINT_DI
     return Path(checkpoint_dir) / run_path(cfg) / "last.pt"
 
 
+#: The environment variable that ``device="auto"`` follows when it is set (the Makefile's ``DEVICE=``).
+DEVICE_ENV = "POOLVAE_DEVICE"
+_DEVICE_NAME = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device a config's ``device`` names: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    ``auto`` is ``$POOLVAE_DEVICE`` when that is set (and not itself ``auto``), else the accelerator when torch sees
+    one, else the CPU. ``cuda`` is the current CUDA device, with its index. An unknown name, or CUDA asked for where
+    torch sees none, is a ValueError that says what to pass instead.
+    """
+    where = "device"
+    if name == "auto" and os.environ.get(DEVICE_ENV, "auto") not in ("", "auto"):
+        name, where = os.environ[DEVICE_ENV], f"${DEVICE_ENV}"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if not _DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"unknown {where} {name!r}; valid: auto, cpu, cuda, cuda:N")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError(f"{where} {name!r}: torch {torch.__version__} sees no CUDA device here; use auto or cpu")
+    device = torch.device(name if ":" in name else f"cuda:{torch.cuda.current_device()}")
+    if device.index >= torch.cuda.device_count():
+        raise ValueError(f"{where} {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+def device_record(device: torch.device | str) -> dict:
+    """What ``environment.json`` (and the benchmarks) record of a device: its name, the accelerator's model, the CUDA
+    and driver versions where there is one, and the torch version."""
+    device = torch.device(device)
+    out = {"device": str(device), "torch": torch.__version__, "processor": _processor()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        out.update(accelerator=props.name, memory_gib=round(props.total_memory / 2**30, 1),
+                   capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda, driver=_driver_version(),
+                   cudnn=torch.backends.cudnn.version())
+    else:
+        out["accelerator"] = None
+    return out
+
+
+def _processor() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _driver_version() -> str:
+    """The NVIDIA driver's version from nvidia-smi, or 'unknown'."""
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=True, timeout=20).stdout.split("\n")[0].strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+#: ``TrainConfig.amp``: the dtype the networks compute in under autocast (None: float32 throughout).
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast_forward(self, *args, **kwargs):
+    """A network's forward under autocast to ``self._amp_dtype``, its outputs handed back in float32."""
+    device_type = next(a for a in args if isinstance(a, torch.Tensor)).device.type
+    with torch.autocast(device_type, dtype=self._amp_dtype):
+        out = type(self).forward(self, *args, **kwargs)
+    return _float32(out)
+
+
+def _float32(out):
+    """Half-precision tensors (in tuples and lists too) as float32; everything else as it is."""
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_float32(o) for o in out)
+    return out
+
+
 def build_model(cfg: TrainConfig, spec) -> MultimodalVAE:
-    """The model of a run, initialised from ``cfg.seed``; each modality gets its data set's networks."""
+    """The model of a run, initialised from ``cfg.seed`` on the CPU (so it starts the same on every device); each
+    modality gets its data set's networks.
+
+    With ``cfg.amp`` (bf16, fp16) each encoder and decoder runs under ``torch.autocast`` and hands float32 outputs
+    back, so that the pooling, the sampling, the KL terms and the likelihoods compute in float32 as without it
+    (DESIGN.md: pooling in float32 or wider); the parameters stay float32 and keep their names.
+    """
+    if cfg.amp not in AMP_DTYPES:
+        raise ValueError(f"unknown amp {cfg.amp!r}; valid: {', '.join(AMP_DTYPES)}")
     torch.manual_seed(cfg.seed)
     weights = ds.likelihood_weights(spec)
     nets = [networks_for(m, cfg.dataset, cfg.latent_dim, cfg.private_dim, cfg.width, cfg.arch)
             for m in spec.modalities]
     mods = [Modality(m.name, m.likelihood, weights[m.name]) for m in spec.modalities]
-    return MultimodalVAE([n[0] for n in nets], [n[1] for n in nets], mods, cfg.method, cfg.latent_dim,
-                         cfg.private_dim, cfg.beta, cfg.K, cfg.dreg, cfg.rho, compile_pool=cfg.compile_pool,
-                         laplace_scale=cfg.laplace_scale, mopoe_prior=cfg.mopoe_prior,
-                         subset_entropy_coef=cfg.subset_entropy_coef)
+    model = MultimodalVAE([n[0] for n in nets], [n[1] for n in nets], mods, cfg.method, cfg.latent_dim,
+                          cfg.private_dim, cfg.beta, cfg.K, cfg.dreg, cfg.rho, compile_pool=cfg.compile_pool,
+                          laplace_scale=cfg.laplace_scale, mopoe_prior=cfg.mopoe_prior,
+                          subset_entropy_coef=cfg.subset_entropy_coef)
+    if AMP_DTYPES[cfg.amp] is not None:
+        for net in (*model.encoders, *model.decoders):
+            net._amp_dtype = AMP_DTYPES[cfg.amp]
+            net.forward = types.MethodType(_autocast_forward, net)  # bound to net: a deepcopy rebinds to the copy
+    return model
 
 
 def load_data(cfg: TrainConfig, split: str):
@@ -250,15 +378,66 @@ def load_data(cfg: TrainConfig, split: str):
     return data
 
 
-def batches(data, batch_size: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
-    """Yield (step, modalities, labels) for one epoch; the order depends only on (seed, epoch)."""
-    n = len(data)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)) if shuffle \
-        else torch.arange(n)
-    for step in range(start, math.ceil(n / batch_size)):
-        items = [data[int(i)] for i in order[step * batch_size:(step + 1) * batch_size]]
-        mods = [torch.stack([it[0][m] for it in items]) for m in range(len(items[0][0]))]
-        yield step, mods, torch.stack([it[1] for it in items])
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
+    """The row order of one epoch, (n,) int64 on the CPU: ``torch.randperm`` on a CPU generator seeded with
+    ``seed * 100_003 + epoch`` (``arange`` unshuffled). A function of (seed, epoch) only, the same on every device,
+    so a resumed run, or one moved to another device, sees the batches of an uninterrupted one."""
+    if not shuffle:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def row_batches(data, batch_size: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
+    """The per-row input path: yield (step, modalities, labels) on the CPU, each item read with ``data[i]`` and
+    stacked. :func:`batches` yields bitwise the same tensors; this is its reference (and its test's)."""
+    order = epoch_order(len(data), seed, epoch, shuffle)
+    for step in range(start, math.ceil(len(data) / batch_size)):
+        mods, labels = ds.collate([data[int(i)] for i in order[step * batch_size:(step + 1) * batch_size]])
+        yield step, mods, labels
+
+
+def _in_memory(data) -> tuple[object, torch.Tensor | None] | None:
+    """``(data set, positions)`` when ``data`` is an in-memory data set or a Subset of one (positions: the Subset's
+    rows of the data set, else None); None for a data set read row by row."""
+    if isinstance(data, torch.utils.data.Subset):
+        inner = _in_memory(data.dataset)
+        if inner is None:
+            return None
+        base, index = inner
+        rows = torch.as_tensor(data.indices, dtype=torch.int64)
+        return base, rows if index is None else index[rows]
+    return (data, None) if getattr(data, "in_memory", False) else None
+
+
+def batches(data, batch_size: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True,
+            device: torch.device | str | None = None, workers: int = 0):
+    """Yield (step, modalities, labels) for one epoch from step ``start``, on ``device`` (default: the CPU).
+
+    The order is :func:`epoch_order`, a function of (seed, epoch) only. In-memory data sets (PolyMNIST, its mini,
+    MNIST-SVHN-Text; :attr:`poolvae.datasets.MultimodalDataset.in_memory`) gather each batch with one indexing of
+    their stored tensors on ``device`` and convert it there (:meth:`~poolvae.datasets.MultimodalDataset.batch`): the
+    epoch's order moves to the device once, and nothing per step is made on the host. The others (CelebA, CUB, read
+    from disk) go through a ``torch.utils.data.DataLoader`` with ``workers`` processes, pinned memory when
+    ``device`` is an accelerator and a generator seeded from (seed, epoch), so that neither path draws from torch's
+    global generator. Either way the batches are bitwise those of :func:`row_batches`, the per-row path.
+    """
+    n, order = len(data), epoch_order(len(data), seed, epoch, shuffle)
+    n_steps = math.ceil(n / batch_size)
+    inner = _in_memory(data)
+    if inner is not None:
+        base, index = inner
+        positions = (order if index is None else index[order]).to(device or "cpu")
+        for step in range(start, n_steps):
+            mods, labels = base.batch(positions[step * batch_size:(step + 1) * batch_size], device)
+            yield step, mods, labels
+        return
+    device = torch.device(device or "cpu")
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=batch_size, sampler=order[start * batch_size:].tolist(), num_workers=workers,
+        collate_fn=ds.collate, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    for step, (mods, labels) in enumerate(loader, start):
+        yield step, [x.to(device, non_blocking=True) for x in mods], labels.to(device, non_blocking=True)
 
 
 class StaleRun(ValueError):
@@ -307,6 +486,31 @@ def _git_revision() -> str:
         return "unknown"
 
 
+#: On an accelerator the training loss is checked for NaN/inf every this many steps (and before every write).
+CHECK_EVERY = 50
+
+
+def _device_rng_state(device: torch.device) -> torch.Tensor | None:
+    """The generator state of a CUDA device (its sampling noise), None on the CPU (``rng`` holds that)."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _restore_rng(state: dict, device: torch.device, fallback_seed: int) -> None:
+    """Restore a checkpoint's generators: the CPU's always, the device's where the checkpoint has a CUDA state.
+
+    A run written on the CPU and resumed on a CUDA device (or the reverse) has no state for the new device's
+    generator: that one is seeded from ``fallback_seed`` (a function of seed, epoch and step), so the resumed run is
+    reproducible, though not bitwise the uninterrupted run of the other device (devices draw different noise).
+    """
+    torch.set_rng_state(state["rng"].cpu())
+    if device.type == "cuda":
+        if state.get("rng_device") is not None:
+            torch.cuda.set_rng_state(state["rng_device"].cpu(), device)
+        else:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(fallback_seed)
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     """Write a checkpoint atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,12 +520,13 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 
 @torch.no_grad()
-def evaluate_loss(model: MultimodalVAE, data, batch_size: int) -> dict[str, float]:
-    """Mean test objective and its parts (no gradient), over the whole split."""
+def evaluate_loss(model: MultimodalVAE, data, batch_size: int, workers: int = 0) -> dict[str, float]:
+    """Mean test objective and its parts (no gradient), over the whole split, on the model's device."""
     model.eval()
     sums, n = {}, 0
     torch.manual_seed(0)
-    for _, mods, _ in batches(data, batch_size, 0, 0, shuffle=False):
+    device = next(model.parameters()).device
+    for _, mods, _ in batches(data, batch_size, 0, 0, shuffle=False, device=device, workers=workers):
         out = model(mods)
         b = mods[0].shape[0]
         for k in ("objective", "rec", "kl"):
@@ -371,63 +576,106 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
         raise ValueError(f"{cfg.dataset}: {len(train_data)} training rows leave a last batch of one row at batch "
                          f"size {cfg.batch_size}, which batch norm cannot train on; change batch_size or train_limit")
     spec = (test_data.dataset if isinstance(test_data, torch.utils.data.Subset) else test_data).spec
-    model = build_model(cfg, spec)
+    device = resolve_device(cfg.device)
+    workers = cfg.workers if cfg.workers >= 0 else (min(8, (os.cpu_count() or 2) // 2) if device.type == "cuda" else 0)
+    model = build_model(cfg, spec).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None  # fp16 gradients underflow unscaled
+    step_model = torch.compile(model) if cfg.compile else model  # same parameters; checkpoints keep model's names
     config = dataclasses.asdict(cfg)
     epoch, step, history = 0, 0, []
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        # onto the CPU first: the weights then copy into the model on its device and the optimiser moves its state
+        # there (Adam's step counts stay on the host), whichever device wrote the checkpoint
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         if config_differences(stored_config(state["config"]), cfg):
             raise ValueError(f"checkpoint {ckpt} belongs to another config; delete it to start afresh")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         epoch, step, history = state["epoch"], state["step"], state["history"]
-        print(f"resume {rel} at epoch {epoch} step {step}")
+        _restore_rng(state, device, cfg.seed * 100_003 + epoch * 1_009 + step)
+        print(f"resume {rel} after epoch {epoch} at step {step}" + (f" on {device} (written on {state['device']})"
+                                                              if state.get("device", "cpu") != str(device) else ""))
     else:
-        torch.manual_seed(cfg.seed + 1)
+        torch.manual_seed(cfg.seed + 1)  # the CPU's generator and every CUDA device's
     write_json(run_dir / "config.json", config)
     write_json(run_dir / "environment.json", provenance(seed=cfg.seed, scale=cfg.scale, git_revision=_git_revision(),
-                                                          host=socket.gethostname(), threads=torch.get_num_threads()))
+                                                          host=socket.gethostname(), threads=torch.get_num_threads(),
+                                                          **device_record(device), amp=cfg.amp, compile=cfg.compile,
+                                                          workers=workers))
     n_steps = math.ceil(len(train_data) / cfg.batch_size)
     done_steps = 0
-    _, probe, _ = next(batches(test_data, cfg.batch_size, 0, 0, shuffle=False))  # fixed batch for diagnostics
+    _, probe, _ = next(batches(test_data, cfg.batch_size, 0, 0, shuffle=False, device=device))  # for diagnostics
+    # The loss is checked for NaN/inf before every step on the CPU (as a sync costs nothing there); on an
+    # accelerator every CHECK_EVERY steps and before anything is written, so the host never waits on the device
+    # inside the loop. Either way a non-finite loss stops the run before a checkpoint can hold its weights.
+    check_every = 1 if device.type == "cpu" else CHECK_EVERY
+    parts = ("objective", "rec", "kl")
 
     def checkpoint(e, s, hist):
         _save_checkpoint(ckpt, {"config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "rng": torch.get_rng_state(), "epoch": e, "step": s, "history": hist})
+                                "rng": torch.get_rng_state(), "epoch": e, "step": s, "history": hist,
+                                "device": str(device), "rng_device": _device_rng_state(device),
+                                "scaler": None if scaler is None else scaler.state_dict()})
+
+    def check(pending, bar):
+        """Raise NonFiniteLoss for the first non-finite loss of ``pending`` [(step, loss)]; show the last one."""
+        if not pending:
+            return
+        losses = torch.stack([loss for _, loss in pending])
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            step, loss = pending[int(bad[0, 0])]
+            raise NonFiniteLoss(non_finite_message(cfg, loss.item(), epoch, step, ckpt))
+        bar.set_postfix(loss=f"{float(losses[-1]):.1f}")
+        pending.clear()
 
     model.train()
-    with _Interrupt() as interrupt:
+    # the pools' per-call input checks (poolvae.aggregators.checks) wait on the device for their answer; on an
+    # accelerator they are off in the loop, and a non-finite expert shows as a non-finite loss (NonFiniteLoss)
+    quiet = agg.checks(False) if device.type != "cpu" else contextlib.nullcontext()
+    with _Interrupt() as interrupt, quiet:
         while epoch < min(cfg.epochs, until_epoch or cfg.epochs):
             sums = history[-1]["_partial"] if history and "_partial" in history[-1] else {}
             if sums:
                 history = history[:-1]
+            # the epoch's sums on the device, in float64: the same additions as Python floats, without a sync a step
+            acc = torch.tensor([sums.get(k, 0.0) for k in parts], dtype=torch.float64, device=device)
+            count, pending = sums.get("n", 0), []
             t0 = time.perf_counter()
-            bar = tqdm(batches(train_data, cfg.batch_size, cfg.seed, epoch, start=step), total=n_steps, initial=step,
+            bar = tqdm(batches(train_data, cfg.batch_size, cfg.seed, epoch, start=step, device=device,
+                               workers=workers), total=n_steps, initial=step,
                        desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
             for step, mods, _ in bar:
-                out = model(mods)
+                out = step_model(mods)
                 loss = out["loss"]
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(
-                        f"{cfg.method}: non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step}; the last "
-                        f"good checkpoint {ckpt} is kept. Lower the learning rate (--set lr=...) or check the data.")
+                pending.append((step, loss.detach()))
+                if len(pending) >= check_every:
+                    check(pending, bar)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k in ("objective", "rec", "kl"):
-                    sums[k] = sums.get(k, 0.0) + float(out[k])
-                sums["n"] = sums.get("n", 0) + 1
-                bar.set_postfix(loss=f"{loss.item():.1f}")
+                if scaler is None:
+                    loss.backward()
+                    opt.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                acc += torch.stack([out[k].detach() for k in parts]).double()
+                count += 1
                 done_steps += 1
                 if interrupt.flag or (stop_after_steps is not None and done_steps >= stop_after_steps):
+                    check(pending, bar)
+                    sums = {**dict(zip(parts, acc.tolist(), strict=True)), "n": count}
                     checkpoint(epoch, step + 1, history + [{"_partial": sums}])
-                    raise KeyboardInterrupt(f"interrupted {rel} at epoch {epoch} step {step + 1}; "
-                                            f"run the same command again to resume")
+                    raise KeyboardInterrupt(f"interrupted {rel} at epoch {epoch + 1}/{cfg.epochs}, step {step + 1}/"
+                                            f"{n_steps}; run the same command again to resume")
+            check(pending, bar)
+            sums = {**dict(zip(parts, acc.tolist(), strict=True)), "n": count}
             entry = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / sums["n"] for k in ("objective", "rec", "kl")},
                      "seconds": time.perf_counter() - t0}
-            entry.update(evaluate_loss(model, test_data, cfg.batch_size))
+            entry.update(evaluate_loss(model, test_data, cfg.batch_size, workers))
             entry.update(model.diagnostics(probe))
             history.append(entry)
             epoch, step = epoch + 1, 0
@@ -442,6 +690,23 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
     return run_dir
 
 
+def non_finite_message(cfg: TrainConfig, loss: float, epoch: int, step: int, ckpt: Path) -> str:
+    """The NonFiniteLoss text: where (``epoch`` counted from 0 as in the loop, printed from 1), what is actually kept
+    (the checkpoint on disk and the epoch it ends, or that there is none yet), and the likely causes."""
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        done, at = state.get("epoch", 0), state.get("step", 0)
+        where = f"end of epoch {done}" if not at else f"epoch {done + 1}, step {at}, saved when it was interrupted"
+        kept = f"the last good checkpoint {ckpt} ({where}) is kept"
+    else:
+        kept = (f"no checkpoint yet (the first is written at the end of epoch 1), so nothing is kept; "
+                f"{ckpt} does not exist")
+    return (f"{cfg.method}: non-finite loss ({loss}) at epoch {epoch + 1}/{cfg.epochs}, step {step + 1}; {kept}. "
+            f"Likely causes: the learning rate (lr={cfg.lr:g}; lower it with --set lr=...), beta ({cfg.beta:g}, the "
+            f"KL weight), or the data (check it with `python -m poolvae.datasets "
+            f"--list`, and rebuild a mini set with `make data-mini`).")
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
     """``["lr=1e-3", "epochs=5"]`` -> dict; a pair without '=' is an error."""
     out = {}
@@ -453,13 +718,69 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def beta_argument(text: str) -> float:
+    """``--beta``: a finite number above 0 (the KL weight), else argparse's one-line error naming it."""
+    try:
+        beta = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"beta must be a number; got {text!r}") from None
+    if not math.isfinite(beta) or beta <= 0:
+        raise argparse.ArgumentTypeError(f"beta must be finite and above 0 (the weight of the KL term); got {text}")
+    return beta
+
+
+def check_ranges(cfg: TrainConfig) -> None:
+    """Raise a ValueError naming the first field of ``cfg`` out of its range (``--set`` can set any of them): beta and
+    lr finite and above 0, sizes and counts at least 1, limits and the seed at least 0."""
+    for name in ("beta", "lr"):
+        value = getattr(cfg, name)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be finite and above 0; got {value}")
+    for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("width", 1), ("K", 1), ("seed", 0),
+                      ("private_dim", 0), ("train_limit", 0), ("test_limit", 0), ("threads", 0)):
+        if getattr(cfg, name) < low:
+            raise ValueError(f"{name} must be at least {low}; got {getattr(cfg, name)}")
+
+
+def count_argument(minimum: int = 0):
+    """An argparse type for whole numbers of at least ``minimum`` (seeds, jobs, sample counts)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # what argparse names in its messages
+    return parse
+
+
+def _device_argument(name: str) -> str:
+    """``--device``: a name :func:`resolve_device` accepts here (else argparse's one-line error)."""
+    try:
+        resolve_device(name)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
+
+
+def _execution_arguments(a: argparse.Namespace) -> dict:
+    """The config fields ``--device``, ``--amp`` and ``--compile`` set (only those given; ``--set`` wins)."""
+    given = {"device": a.device, "amp": a.amp, "compile": a.compile or None}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def main(argv=None) -> None:
     """Command line; see the module docstring."""
-    p = argparse.ArgumentParser(description="Train one multimodal VAE run (resumable).")
-    p.add_argument("--dataset", default="polymnist-mini", help=f"one of: {', '.join(ds.DATASETS)}")
-    p.add_argument("--method", default="helvae", help=f"one of: {', '.join(METHODS)}")
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p = argparse.ArgumentParser(prog="python -m poolvae.train", description="Train one multimodal VAE run (resumable).")
+    p.add_argument("--dataset", default="polymnist-mini", choices=ds.DATASETS, metavar="DATASET",
+                   help=f"one of: {', '.join(ds.DATASETS)}")
+    p.add_argument("--method", default="helvae", choices=list(METHODS), metavar="METHOD",
+                   help=f"one of: {', '.join(METHODS)}")
+    p.add_argument("--beta", type=beta_argument, default=1.0, help="weight of the KL term: finite, above 0")
+    p.add_argument("--seed", type=count_argument(0), default=0)
     p.add_argument("--scale", default="cpu", choices=SCALES)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
     p.add_argument("--runs-dir", type=Path, default=RUNS_DIR,
@@ -468,15 +789,28 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINT_DIR,
                    help="root of the checkpoints (default checkpoints/); pass the same to poolvae.evaluate")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", type=_device_argument, default=None,
+                   help="auto (default: $POOLVAE_DEVICE if set, else cuda if present, else cpu) | cpu | cuda | cuda:N")
+    p.add_argument("--amp", choices=list(AMP_DTYPES), default=None,
+                   help="mixed precision of the networks (default off, as the papers; part of the run's identity)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the whole model (same run, faster steps)")
     a = p.parse_args(argv)
-    cfg = make_config(a.dataset, a.method, a.scale, parse_overrides(a.set), beta=a.beta, seed=a.seed)
+    try:  # every argument is checked before anything loads or trains: a bad --set is argparse's error too
+        cfg = make_config(a.dataset, a.method, a.scale, parse_overrides(a.set), beta=a.beta, seed=a.seed,
+                          **_execution_arguments(a))
+        check_ranges(cfg)
+    except ValueError as e:
+        p.error(str(e))
     try:
         train(cfg, a.runs_dir, a.checkpoint_dir, progress=not a.no_progress)
     except KeyboardInterrupt as e:
-        print(e)
+        print(e or "interrupted; run the same command again to resume")
         raise SystemExit(130) from None
     except NonFiniteLoss as e:
         print(f"error: {e}")
+        raise SystemExit(1) from None
+    except (FileNotFoundError, ValueError) as e:  # data missing or corrupt, a stale run folder: the message says what
+        print(f"error: {e}")  # to do, in one line (poolvae.datasets, poolvae.polymnist, StaleRun)
         raise SystemExit(1) from None
 
 

@@ -47,18 +47,42 @@ def _label(key: str, data: dict) -> str:
     return text.replace("quality", _quality_name(data)) if "quality" in key else text
 
 
-def _footer(fig: Figure, data: dict) -> None:
+def _seed_counts(data) -> set[int]:
+    """The seed counts ``n`` of our mean/std cells anywhere in a summary (the paper's cells aside)."""
+    if isinstance(data, dict):
+        own = {data["n"]} if {"mean", "n"} <= data.keys() and isinstance(data["n"], int) and data["n"] > 0 else set()
+        return own.union(*(_seed_counts(v) for k, v in data.items() if k != "paper"))
+    if isinstance(data, list):
+        return set().union(*(_seed_counts(v) for v in data))
+    return set()
+
+
+def seeds_phrase(data: dict) -> str:
+    """What a point or bar of the figure is, as true for the runs found: "mean ± std over 3 seeds", "one seed (no
+    spread)", or the range when points have different counts."""
+    counts = _seed_counts(data)
+    if not counts:
+        return "no runs found"
+    if counts == {1}:
+        return "one seed per point (no spread shown)"
+    lo, hi = min(counts), max(counts)
+    if lo == hi:
+        return f"mean ± std over {hi} seeds"
+    return f"mean ± std over {lo} to {hi} seeds per point (no spread where one)"
+
+
+def _footer(fig: Figure, data: dict, extra: str = "") -> None:
     fig.text(0.5, -0.02, f"scale {data['scale']} on {data['dataset']}: {data['runs_found']} of "
-             f"{data['runs_expected']} runs; mean ± std over seeds", ha="center", va="top", fontsize=7)
+             f"{data['runs_expected']} runs; {seeds_phrase(data)}{extra}", ha="center", va="top", fontsize=7)
 
 
-def _finish(fig: Figure, legend_ax, data: dict, top: float = 1.12) -> Figure:
-    """One legend above the panels (the methods of ``legend_ax``), the scale footer, a tight layout."""
+def _finish(fig: Figure, legend_ax, data: dict, top: float = 1.12, extra: str = "") -> Figure:
+    """One legend above the panels (the methods of ``legend_ax``), the scale footer (+ ``extra``), a tight layout."""
     handles, labels = legend_ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 7), bbox_to_anchor=(0.5, top),
                    frameon=False)
-    _footer(fig, data)
+    _footer(fig, data, extra)
     fig.tight_layout()
     return fig
 
@@ -96,28 +120,34 @@ def _pareto(points: list[tuple[float, float]], maximise_y: bool) -> list[tuple[f
 
 
 def draw_tradeoffs(data: dict) -> Figure:
-    """HEL Fig. 3: coherence against log-likelihood and against quality, one point per beta, Pareto fronts."""
+    """HEL Fig. 3: coherence against log-likelihood and against quality, one point per beta (its beta written
+    beside it), Pareto fronts dashed."""
     pairs = [("coherence/conditional", "log_likelihood/joint", True),
              ("coherence/unconditional", "log_likelihood/joint", True),
              ("coherence/conditional", "quality/conditional", False)]
     fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.5))
     for ax, (xk, yk, up) in zip(axes, pairs, strict=True):
         for method in data["methods"]:
-            pts = []
-            for _beta, by_metric in data.get("cells", {}).items():
+            pts, betas = [], []
+            for beta, by_metric in data.get("cells", {}).items():
                 if xk in by_metric and yk in by_metric:
                     x, y = by_metric[xk][method]["ours"]["mean"], by_metric[yk][method]["ours"]["mean"]
                     if x is not None and y is not None:
                         pts.append((x, y))
+                        per = data.get("block_betas", {}).get(beta)  # "best" blocks: each method's own beta
+                        betas.append(f"{per[method]:g}" if per else beta)
             if not pts:
                 continue
             ax.scatter(*zip(*pts, strict=True), color=color(method), marker=marker(method), s=18, label=label(method))
+            for (x, y), b in zip(pts, betas, strict=True):
+                ax.annotate(b, (x, y), xytext=(2.5, 2.5), textcoords="offset points", fontsize=4.5,
+                            color=color(method))
             front = _pareto(pts, up)
             ax.plot(*zip(*front, strict=True), color=color(method), ls="--", lw=0.8)
         ax.set_xlabel(_label(xk, data))
         ax.set_ylabel(_label(yk, data))
         ax.grid(alpha=0.3)
-    return _finish(fig, axes[0], data, top=1.1)
+    return _finish(fig, axes[0], data, top=1.1, extra="; the number beside a point is its β; dashed: Pareto front")
 
 
 def draw_beta_sweep(data: dict) -> Figure:
@@ -539,6 +569,6 @@ def draw_attributes(data: dict) -> Figure:
             ax.legend(fontsize=5, loc="lower right")
     fig.text(0.5, -0.01, f"{label(data['method'])} at β {data['beta']:g}, scale {data['scale']} on "
              f"{data['dataset']}: {data['runs_with_attributes']} of {data['runs_expected']} runs with per-attribute "
-             "scores; mean ± std over seeds", ha="center", va="top", fontsize=6)
+             f"scores; {seeds_phrase(data.get('panels', {}))}", ha="center", va="top", fontsize=6)
     fig.tight_layout()
     return fig

@@ -1259,3 +1259,67 @@ def test_softmax_weights_train_end_to_end():
         theta2 = theta - 0.5 * theta.grad
     loss2 = (A.hellinger(mu, lv, weights=torch.softmax(theta2, 0)).mu[0] - target).pow(2).sum()
     assert loss2.item() < loss.item()
+
+
+# --------------------------------------------------------------------------------------------------
+# 11. The edges: Hellinger's accepted range and masks that are not 0/1
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [89.0, 100.0, -100.0, A.HELLINGER_LOGVAR_LIMIT + 0.01])
+@pytest.mark.parametrize("rule", ["hellinger", "hellinger_parts"])
+def test_hellinger_beyond_its_logvar_range_raises_naming_the_limit(rule, value):
+    # before: logvar >= 89 overflowed exp in float32 and the pool was NaN, silently
+    mu, lv = random_experts(3, 2, 4, seed=50, dtype=torch.float32)
+    lv[1, 0, 2] = value
+    with pytest.raises(ValueError, match=rf"{rule}: \|logvar\| .* beyond the accepted 40 .*HELLINGER_LOGVAR_LIMIT"):
+        getattr(A, rule)(mu, lv)
+    # an unobserved expert may hold anything: it is not pooled
+    mask = torch.ones(3, 2, dtype=torch.bool)
+    mask[1, 0] = False
+    out = getattr(A, rule)(mu, lv, mask)
+    assert bool(torch.isfinite(out.var if rule == "hellinger_parts" else out.logvar).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hellinger_means_of_1e30_raise_instead_of_an_infinite_variance(dtype):
+    mu, lv = random_experts(2, 1, 3, seed=51, dtype=dtype)
+    mu[0] = 1e30
+    with pytest.raises(ValueError, match=r"hellinger: \|mu\| .* beyond the accepted 1e\+15"):
+        A.hellinger(mu, lv)
+
+
+def test_hellinger_is_finite_with_gradients_at_the_corners_of_its_range():
+    # every combination of -limit, 0 and +limit for three experts, means and log-variances: values and gradients
+    # finite in float32, and the mean against a float64 reference where float64 has no trouble
+    L, U = A.HELLINGER_LOGVAR_LIMIT, A.HELLINGER_MU_LIMIT
+    for lvs in itertools.product([-L, 0.0, L], repeat=3):
+        for mus in itertools.product([-U, 0.0, U], repeat=3):
+            mu = torch.tensor(mus, dtype=torch.float32).view(3, 1, 1).expand(3, 1, 2).contiguous()
+            lv = torch.tensor(lvs, dtype=torch.float32).view(3, 1, 1).expand(3, 1, 2).contiguous()
+            out = _check_forward_backward("hellinger", mu, lv)
+            ref = A.hellinger(mu.double(), lv.double())
+            np.testing.assert_allclose(out.mu.detach().double().numpy(), ref.mu.numpy(), rtol=1e-5, atol=1e-30)
+            parts = A.hellinger_parts(mu, lv)
+            assert bool(torch.isfinite(parts.var).all()) and bool(torch.isfinite(parts.mean).all())
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+@pytest.mark.parametrize("bad", [0.3, 2.0, math.nan, -1.0])
+def test_a_mask_that_is_not_bool_or_0_1_raises(rule, bad):
+    M, B, D = 3, 2, 2
+    mu, lv = random_experts(M, B, D, seed=52)
+    mask = torch.ones(M, B)
+    mask[1, 0] = bad
+    with pytest.raises(ValueError, match=rf"{RULES[rule][3]}: mask must be bool or hold only 0 and 1"):
+        call(rule, mu, lv, mask, _rule_weights(rule, (M,), 52))
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.uint8])
+def test_a_0_1_mask_of_numbers_is_the_bool_mask(rule, dtype):
+    mu, lv = random_experts(4, 5, 3, seed=53)
+    mask = torch.tensor(MASKS["mixed"], dtype=torch.bool)
+    w = _rule_weights(rule, (4,), 53)
+    want, got = call(rule, mu, lv, mask, w), call(rule, mu, lv, mask.to(dtype), w)
+    assert torch.equal(want.mu, got.mu) and torch.equal(want.logvar, got.logvar)

@@ -179,3 +179,113 @@ def test_sanitizers_never_hide_checked_numbers():
     for regex, _ in patterns:
         for s in samples:
             assert not re.search(regex, s), f"sanitizer {regex!r} would hide part of {s!r}"
+
+
+# --------------------------------------------------------------------------------------------------
+# A chapter is a reader's path (STYLE.md, principle 12): it opens with what it shows, closes with
+# takeaways and how to run it, has an exercise, numbers and captions every figure, keeps printed lines
+# under 100 characters, and keeps every label next to the table it names.
+# --------------------------------------------------------------------------------------------------
+
+def _markdown(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "markdown"]
+
+
+def _admonition(title: str) -> re.Pattern:
+    """A MyST admonition whose title starts with ``title`` (colon or backtick fence)."""
+    return re.compile(rf"^(:{{3,}}|`{{3,}})\{{admonition\}}\s+{title}", re.M)
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_chapter_opens_with_what_it_shows(name):
+    first = _markdown(LOADED[name])[0]
+    assert first.startswith("# "), "a chapter starts with its title"
+    assert _admonition("What you will learn").search(first), \
+        "the title cell holds a ':::{admonition} What you will learn' block"
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_chapter_closes_with_takeaways_and_how_to_run_it(name):
+    last = LOADED[name].cells[-1]
+    assert last.cell_type == "markdown", "a chapter ends in prose: the takeaways, not a code cell"
+    assert _admonition("Takeaways").search(last.source), "the last cell holds a Takeaways admonition"
+    assert "Run it yourself" in last.source, "the last cell says how to run the chapter"
+    assert "make book-notebooks" in last.source and f"book/src/{name[:-6]}.md" in last.source
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_chapter_has_an_exercise(name):
+    assert any(_admonition("Exercise").search(s) for s in _markdown(LOADED[name])), \
+        "at least one ':::{admonition} Exercise' block: change one number, see the theory bend"
+
+
+GLUE_FIGURE = re.compile(
+    r"^(?P<fence>`{3,}|:{3,})\{glue:figure\}[ \t]+(?P<key>\S+)[ \t]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S
+)
+GLUE_PREFIX = "application/papermill.record/"
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_every_figure_is_numbered_and_captioned(name):
+    """No figure is shown bare: each is glued (myst_nb.glue) and placed by a {glue:figure} directive with a
+    label (numfig numbers it) and a caption."""
+    nb = LOADED[name]
+    glued, figures = set(), set()
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            data = o.get("data", {})
+            bare = [k for k in data if k.startswith("image/")]
+            assert not bare, "a figure shown without a caption: glue it and place it with {glue:figure}"
+            key = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key:
+                glued.add(key)
+                if any(k.startswith(GLUE_PREFIX + "image/") for k in data):
+                    figures.add(key)
+    placed = {}
+    for source in _markdown(nb):
+        for m in GLUE_FIGURE.finditer(source):
+            lines = m.group("body").strip().splitlines()
+            options = [ln for ln in lines if re.match(r"^:\w+:", ln)]
+            caption = " ".join(ln for ln in lines if ln not in options).strip()
+            assert any(o.startswith(":name:") for o in options), f"{m.group('key')}: give the figure a :name:"
+            assert caption, f"{m.group('key')}: the figure has no caption"
+            placed[m.group("key")] = caption
+    assert figures <= set(placed), f"glued figures never placed: {sorted(figures - set(placed))}"
+    assert set(placed) <= glued, f"{{glue:figure}} of keys never glued: {sorted(set(placed) - glued)}"
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_printed_lines_fit_the_column(name):
+    """Printed output (streams, plain-text results) stays under 100 characters a line."""
+    for k, c in enumerate(LOADED[name].cells):
+        for o in c.get("outputs", []):
+            data = o.get("data", {})
+            if o.output_type == "stream":
+                text = o.text
+            elif "text/plain" in data and not any(m in data for m in ("text/html", "text/markdown")):
+                text = data["text/plain"]
+            else:
+                continue
+            long = [ln for ln in text.splitlines() if len(ln) >= 100]
+            assert not long, f"cell {k}: {len(long[0])} characters: {long[0][:60]}..."
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_each_table_follows_its_own_label(name):
+    """In a cell that shows several tables, each table comes right after its own label (a markdown or printed
+    output), so the book never shows a block of labels and then a block of tables."""
+    for k, c in enumerate(LOADED[name].cells):
+        outs = c.get("outputs", [])
+        tables = [i for i, o in enumerate(outs) if "text/html" in o.get("data", {})]
+        if len(tables) < 2:
+            continue
+        for i in tables:
+            prev = outs[i - 1] if i else None
+            labelled = prev is not None and (prev.output_type == "stream" or "text/markdown" in prev.get("data", {}))
+            assert labelled, f"cell {k}: table {i} has no label right before it"
+
+
+def test_streams_are_not_merged():
+    """nb_merge_streams moves every printed line of a cell above its displays; the book keeps them in order."""
+    cfg = yaml.safe_load((BOOK / "_config.yml").read_text())
+    assert not cfg["sphinx"]["config"].get("nb_merge_streams", False)

@@ -104,3 +104,15 @@ def test_classifiers_are_trained_once_and_reused(tmp_path, monkeypatch):
     assert record2["test"] == saved["test"]
     with pytest.raises(AssertionError, match="trained again"):  # other settings: trained anew
         C.get_classifiers("polymnist-mini", "ci", **dict(kw, settings=C.ClassifierSettings(epochs=2, width=4)))
+
+
+def test_ci_classifier_results_go_to_the_ignored_ci_folder():
+    # a ci run retrains its classifiers in seconds with other numbers: its file must not be a tracked one
+    from poolvae.artefacts import RESULTS_DIR
+
+    _, ci = C.classifier_paths("polymnist-mini", "ci")
+    _, cpu = C.classifier_paths("polymnist-mini", "cpu")
+    assert ci == RESULTS_DIR / "ci" / "classifiers" / "polymnist-mini.json"
+    assert cpu == RESULTS_DIR / "classifiers" / "cpu" / "polymnist-mini.json"
+    gitignore = (RESULTS_DIR.parent / ".gitignore").read_text().split()
+    assert "results/ci/" in gitignore

@@ -44,7 +44,7 @@ def test_spec_validation():
 
 
 def test_get_dataset_errors_list_the_valid_choices(tmp_path):
-    valid = "valid names: polymnist, polymnist-mini, mnist-svhn-text, celeba, cub"
+    valid = "valid names: polymnist, polymnist-mini, mnist-svhn-text, mnist-svhn-text-mini, celeba, cub"
     with pytest.raises(ValueError, match=valid):
         D.get_dataset("imagenet", "train", tmp_path)
     with pytest.raises(ValueError, match="valid: train, test"):
@@ -282,8 +282,8 @@ def test_hel_fig8_draws_what_is_present_and_records_what_is_skipped(data_root, t
     make_celeba_fixture(data_root)
     out = tmp_path / "out"
     record = D.hel_fig8(data_root, n_columns=4, figures_dir=out, results_path=out / "hel-fig8.json",
-                        mini_per_class=(3, 2))
-    assert [d["dataset"] for d in record["drawn"]] == ["polymnist-mini", "celeba"]
+                        mini_per_class=(3, 2), mst_per_class=(2, 1))
+    assert [d["dataset"] for d in record["drawn"]] == ["polymnist-mini", "mnist-svhn-text-mini", "celeba"]
     skipped = {s["dataset"]: s["reason"] for s in record["skipped"]}
     assert set(skipped) == {"polymnist", "cub"} and "zenodo" in skipped["polymnist"]
     assert record["drawn"][0]["labels"] == [[0], [1], [2], [3]]

@@ -342,3 +342,29 @@ def test_a_sample_file_without_the_panels_is_stale(tmp_path):
     np.savez(tmp_path / E.SAMPLES_FILE, meta=np.asarray(json.dumps({"checkpoint_sha256": "abc"})),
              panels=np.asarray(["img_given_text"]))
     assert E.samples_up_to_date(tmp_path, "abc") and not E.run_samples_up_to_date(tmp_path, "celeba", "abc")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{tmp}/nowhere"], "run folder {tmp}/nowhere does not exist"),
+    (["{tmp}", "--K", "0"], "argument --K: must be at least 1; got 0"),
+    (["{tmp}", "--n-fid", "x"], "argument --n-fid: expected a whole number"),
+    (["{tmp}", "--set", "nosuch=1"], "unknown evaluation setting(s) ['nosuch']"),
+    (["{tmp}", "--set", "K=-2"], "evaluation setting K must be at least 1; got -2"),
+    (["{tmp}", "--set", "n_ll=x"], "n_ll"),
+    (["{tmp}", "--set", "device=tpu"], "unknown device 'tpu'"),
+    (["{tmp}", "--scale", "huge"], "argument --scale: invalid choice"),
+])
+def test_bad_arguments_are_one_line_errors_before_the_run_is_read(tmp_path, args, message, capsys, monkeypatch):
+    monkeypatch.setattr(E, "evaluate_run", lambda *a, **k: pytest.fail("evaluated despite a bad argument"))
+    with pytest.raises(SystemExit) as err:
+        E.main([a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert err.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("python -m poolvae.evaluate: error: ") and message.replace("{tmp}", str(tmp_path)) in last
+
+
+def test_ci_evaluation_is_small():
+    # the ci scale checks the pipeline in seconds (#19): a few conditioned points, tiny K, no Inception FID
+    s = E.make_settings("ci")
+    assert s.n_conditional == 16 and s.K == 2 and s.n_ll == 4 and not s.fid
+    assert E.make_settings("cpu").K == 50 and E.make_settings("cpu").n_ll == 100  # the cpu scale is unchanged

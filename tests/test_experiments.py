@@ -150,7 +150,7 @@ def test_every_item_runs_on_its_data_set_with_the_papers_settings(item):
     cpu, paper = e.runs("cpu"), e.runs("paper")
     assert {c.seed for c in cpu} == {0} and {c.method for c in cpu} == set(e.methods)
     assert {c.seed for c in paper} == set(range(5 if item.startswith("wb") else 3))
-    base = {"cub": "cub", "celeba": "celeba", "mnist-svhn-text": "mnist-svhn-text", "polymnist": "polymnist-mini"}
+    base = {"cub": "cub", "celeba": "celeba", "mnist-svhn-text": "mnist-svhn-text-mini", "polymnist": "polymnist-mini"}
     if item != "hel-table5":
         assert {c.dataset for c in cpu} == {base[e.dataset]} and len(paper) == len(cpu) * len(e.seeds["paper"])
     betas = {(c.method, c.beta) for c in paper}
@@ -344,3 +344,114 @@ def test_tau_interval_is_none_when_nothing_varies():
     found[("a", 1.0)].append({"fd": 2.5})  # a second seed of one method: the seeds are resampled
     lo, hi = X.tau_interval(col, list(paper), dict.fromkeys(paper, 1.0), found, paper)
     assert lo < hi
+
+
+def test_a_single_seed_coherence_cell_gets_a_test_point_interval():
+    col = X.Column("coherence/conditional", lambda ev: ev["metrics"]["coherence"]["conditional"]["overall"], True)
+    lo, hi = X.mean_interval(col, [_coherence_ev([0.5, 0.6], 400)])
+    # by hand: the mean of two binomial proportions over 400 points has sd sqrt((.25 + .24) / 400) / 2 = 0.0175
+    assert lo == pytest.approx(0.55 - 1.96 * 0.0175, abs=0.006) and hi == pytest.approx(0.55 + 1.96 * 0.0175, abs=0.006)
+    fd = X.Column("quality/conditional", lambda ev: ev["fd"], False)
+    assert X.mean_interval(fd, [{"fd": 2.0}]) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line (#19): progress per run, Ctrl-C, checked arguments, items that cannot run
+# --------------------------------------------------------------------------------------------------
+
+def _no_work(monkeypatch, calls=None):
+    """Stub out the data check, the runs and the render of reproduce (the lines it prints are what is tested)."""
+    monkeypatch.setattr(X, "check_data", lambda cfgs: None)
+    monkeypatch.setattr(X, "render", lambda *a, **k: {"item": a[0]})
+    monkeypatch.setattr(X, "run_one", lambda cfg, *a, **k: (calls if calls is not None else []).append(cfg))
+
+
+def test_reproduce_prints_a_line_per_run_with_what_it_does_and_an_eta(tmp_path, monkeypatch, capsys):
+    calls = []
+    _no_work(monkeypatch, calls)
+    exp = X.get_experiment("hel-table7")
+    done, todo = exp.runs("ci")  # one run finished (kept), one not started
+    d = tmp_path / "runs" / run_path(done)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({"finished": True}))
+    (d / "config.json").write_text(json.dumps(dataclasses.asdict(done)))
+    X.reproduce("hel-table7", "ci", results_dir=tmp_path, checkpoint_dir=tmp_path / "ckpt")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "hel-table7: 2 runs at scale ci (serial, jobs=1)"
+    assert lines[1] == f"run 1/2 {run_path(done)}: trained; evaluating; ETA after this run"
+    assert lines[2].startswith(f"run 2/2 {run_path(todo)}: training, then evaluating; ETA ")
+    assert lines[3].startswith("hel-table7: 2 runs done in ") and calls == [done, todo]
+    assert X._duration(75.2) == "1 min 15 s" and X._duration(3.4) == "3 s" and X._duration(7300) == "2 h 01 min"
+
+
+def test_reproduce_at_ci_scale_runs_on_one_thread_and_restores_it(tmp_path, monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    monkeypatch.setattr(X, "check_data", lambda cfgs: None)
+    monkeypatch.setattr(X, "render", lambda *a, **k: {})
+    monkeypatch.setattr(X, "run_one", lambda *a, **k: seen.append(
+        (torch.get_num_threads(), {p["num_threads"] for p in threadpool_info()})))
+    before = torch.get_num_threads()
+    X.reproduce("hel-table7", "ci", results_dir=tmp_path, checkpoint_dir=tmp_path / "ckpt")
+    assert seen and all(n == 1 and pools <= {1} for n, pools in seen)
+    assert torch.get_num_threads() == before
+
+
+def test_ctrl_c_in_reproduce_prints_one_line_and_exits_130(monkeypatch, capsys):
+    _no_work(monkeypatch)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(X, "run_one", interrupted)
+    assert X.main(["reproduce", "hel-table7", "--scale", "ci"]) == 130
+    out = capsys.readouterr()
+    assert out.out.strip().splitlines()[-1] == ("interrupted hel-table7 at scale ci: finished runs are kept and an "
+                                                "interrupted one resumes; run the same command again")
+    assert "Traceback" not in out.out + out.err
+
+    def interrupted_in_training(*a, **k):  # train() says where it stopped: that line is printed as it is
+        raise KeyboardInterrupt("interrupted ci/x at epoch 2/2, step 1/4; run the same command again to resume")
+
+    monkeypatch.setattr(X, "run_one", interrupted_in_training)
+    assert X.main(["reproduce", "hel-table7", "--scale", "ci"]) == 130
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("interrupted ci/x at epoch 2/2")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["reproduce", "nosuch"], "unknown item 'nosuch'; valid: hel-table8"),
+    (["reproduce", "hel-fig1"], "hel-fig1 is not a trained item; it is made by exact: make reproduce-hel-fig1"),
+    (["render", "nosuch"], "unknown item 'nosuch'"),
+    (["reproduce", "hel-table8", "--methods", "nosuch"], "--methods: nosuch not among hel-table8's methods"),
+    (["reproduce", "hel-table8", "--betas", "3"], "--betas: 3 not in hel-table8's betas at scale cpu: 1, 2.5, 5, 10"),
+    (["reproduce", "hel-table8", "--betas", "nan"], "argument --betas: beta must be finite and above 0"),
+    (["reproduce", "hel-table8", "--jobs", "0"], "argument --jobs: must be at least 1"),
+    (["reproduce", "hel-table8", "--scale", "huge"], "argument --scale: invalid choice"),
+])
+def test_bad_arguments_are_one_line_errors_before_anything_runs(args, message, monkeypatch, capsys):
+    _no_work(monkeypatch)
+    monkeypatch.setattr(X, "reproduce", lambda *a, **k: pytest.fail("ran despite a bad argument"))
+    with pytest.raises(SystemExit) as err:
+        X.main(args)
+    assert err.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("python -m poolvae.experiments") and message in last
+
+
+def test_list_says_which_items_cannot_run_and_which_data_set_is_absent(tmp_path, monkeypatch, capsys):
+    from poolvae import datasets as ds
+
+    monkeypatch.setattr(ds, "DATA_DIR", tmp_path / "no-data")
+    data = ds.status()
+    assert X.absent_data(X.get_experiment("hel-table8"), "cpu", data) == []  # the mini set is built on first use
+    assert X.absent_data(X.get_experiment("hel-table8"), "paper", data) == ["polymnist"]
+    assert X.absent_data(X.get_experiment("hel-table2"), "cpu", data) == ["celeba"]
+    line = X.status(X.get_experiment("hel-table2"), "cpu", tmp_path, data)
+    assert line.startswith("cannot run at cpu: data set celeba absent (`python -m poolvae.datasets --list` says "
+                           "where to get it); 0/7 cpu runs evaluated")
+    assert X.status(X.get_experiment("hel-table8"), "cpu", tmp_path, data).startswith("0/28 cpu runs evaluated")
+    assert X.main(["list", "--scale", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "cannot run at cpu: data set cub absent" in out

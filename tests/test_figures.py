@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from poolvae import figures
 
 
@@ -75,3 +77,19 @@ def test_preview_png_scales_down_to_the_width_and_keeps_the_aspect(tmp_path):
         assert im.size == (800, 300) and im.mode == "P"  # a palette image
     with Image.open(io.BytesIO(figures.preview_png(small, width=800))) as im:
         assert im.size == (300, 200)  # never scaled up
+
+
+@pytest.mark.parametrize("item", ["hel-fig1", "hel-fig2", "wb-fig2", "holder-alpha",
+                                  pytest.param("hel-fig7", marks=pytest.mark.slow)])
+def test_committed_exact_results_are_what_the_code_computes_now(item):
+    # CI fails when a committed exact result is stale: recompute it and compare numbers and settings (every
+    # field but the code hash and library versions, which poolvae.artefacts.write_json does not rewrite for)
+    import torch
+
+    from poolvae import artefacts as A
+
+    committed = A.RESULTS_DIR / f"{item}.json"
+    torch.manual_seed(0)
+    fresh = A.content(figures.exact_result(item, seed=0))
+    assert A.content(json.loads(committed.read_text())) == fresh, (
+        f"{A.repo_relative(committed)} is out of date: run `make reproduce-{item}` and commit it")

@@ -6,6 +6,7 @@ build is timed by ``make data-mini``, not here.
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,93 @@ def test_build_polymnist_from_torchvision_mnist_and_photo_files(tmp_path):
     assert pm.load_release(folder, "test")[1].tolist() == [c for _ in range(2) for c in range(10)]
     with pytest.raises(FileNotFoundError, match="need 5 background photos"):
         pm.build_polymnist(tmp_path / "x", tmp_path / "mnist", tmp_path)
+
+
+# ---------------------------------------------------------------------------- damaged builds (#19)
+
+
+def _copy(mini: Path, tmp_path: Path, name: str = "polymnist-mini") -> Path:
+    import shutil
+
+    shutil.copytree(mini, tmp_path / name)
+    return tmp_path / name
+
+
+def test_a_swapped_png_in_a_build_is_caught_by_the_manifest_hash(mini, tmp_path):
+    root = _copy(mini, tmp_path)
+    a, b = root / "train" / "m0" / "0.0.png", root / "train" / "m0" / "1.0.png"  # two valid images, swapped
+    da, db = a.read_bytes(), b.read_bytes()
+    a.write_bytes(db)
+    b.write_bytes(da)
+    for cache in (True, False):
+        with pytest.raises(ValueError, match=r"PolyMNIST-mini: the files of .*train differ from those .*manifest"
+                                             r"\.json records .*; rebuild it with `make data-mini`"):
+            pm.load_release(root, "train", cache=cache)
+    pm.load_release(root, "test")  # the other split is untouched and loads
+    a.write_bytes(da)
+    b.write_bytes(db)
+    assert pm.load_release(root, "train")[0].shape[0] == 10 * SMALL[0]  # put back: loads again
+
+
+def test_a_damaged_mini_set_says_to_rebuild_it_not_to_extract_an_archive(mini, tmp_path):
+    root = _copy(mini, tmp_path)
+    bad = root / "test" / "m3" / "0.4.png"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated
+    with pytest.raises(ValueError) as err:
+        pm.load_release(root, "test", cache=False)
+    assert "rebuild it with `make data-mini`" in str(err.value) and "extract" not in str(err.value)
+    # decoding names the file with the same advice (the hash check comes first on a real build)
+    with pytest.raises(ValueError, match=r"PolyMNIST-mini: cannot decode .*0\.4\.png .*`make data-mini`"):
+        pm.decode_png(bad.read_bytes(), bad, *pm._name_and_fix(root))
+    root2 = _copy(mini, tmp_path, "polymnist-mini-ci")
+    import shutil
+
+    shutil.rmtree(root2 / "train" / "m4")  # a modality folder gone
+    with pytest.raises(ValueError, match=r"PolyMNIST-mini: expected modality folders m0..m4 .* found m0, m1, m2, "
+                                         r"m3; rebuild it with `make data-mini`"):
+        pm.load_release(root2, "train", num_modalities=5)
+    shutil.rmtree(root2 / "test")
+    with pytest.raises(FileNotFoundError, match=r"PolyMNIST-mini at .* is missing or incomplete; rebuild it with"):
+        pm.load_release(root2, "test")
+
+
+def test_the_release_keeps_its_extract_advice():
+    # no manifest, a folder that is not a mini build: the advice is the archive
+    assert pm._name_and_fix(Path("/nowhere/PolyMNIST"))[1].startswith("extract PolyMNIST.zip")
+    assert not pm.is_mini(Path("/nowhere/PolyMNIST")) and pm.is_mini(Path("/nowhere/polymnist-mini-ci"))
+
+
+def test_build_mini_command_builds_the_ci_set_too(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pm, "MINI_CI_PER_CLASS", (2, 1))  # the command's sizes, kept small here
+    pm.main(["--build-mini", "--ci", "--root", str(tmp_path / "ci")])
+    manifest = json.loads((tmp_path / "ci" / "manifest.json").read_text())
+    assert manifest["per_class"] == {"train": 2, "test": 1} and "(ci)" in capsys.readouterr().out
+    from poolvae import datasets as D
+
+    assert D.MINI_PER_CLASS["ci"] == (50, 10) and pm.MINI_CI_FOLDER.name == "polymnist-mini-ci"
+    makefile = (pm.REPO_ROOT / "Makefile").read_text()
+    assert "poolvae.polymnist --build-mini --ci" in makefile.split("data-mini:")[1].split("\n\n")[0]
+
+
+def test_a_split_loaded_before_in_the_process_is_not_read_again_until_a_file_changes(mini, tmp_path, monkeypatch):
+    import os
+
+    root = _copy(mini, tmp_path)
+    first = pm.load_release(root, "train")
+
+    def refuse(*_):
+        raise AssertionError("read every file again although nothing changed")
+
+    with monkeypatch.context() as m:
+        m.setattr(pm, "_read_and_hash", refuse)
+        again = pm.load_release(root, "train")
+    np.testing.assert_array_equal(again[0], first[0])
+    assert again[2] == first[2] and again[2] is not first[2]  # the caller's own list of keys
+    # two files swapped by renames keep their sizes and times, not their inodes: the stamp changes, the hash is
+    # computed again and the manifest catches it
+    a, b = root / "train" / "m1" / "0.0.png", root / "train" / "m1" / "1.0.png"
+    os.replace(a, root / "swap.png")
+    os.replace(b, a)
+    os.replace(root / "swap.png", b)
+    with pytest.raises(ValueError, match="differ from those .*manifest.json records"):
+        pm.load_release(root, "train")

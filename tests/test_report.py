@@ -52,3 +52,23 @@ def test_section_puts_each_diagnostic_run_beside_the_scales_run(tmp_path):
     assert "`results/diagnostics/epochs=180`" in text
     assert f"| {rel} | 60 → 180 | 0.250 → 0.750 | 0.041 → 0.200 |" in text
     assert "mopoe" not in text.split("### Diagnostics")[1].split("### Cost")[0]
+
+
+def test_table6_columns_in_the_papers_order_with_the_papers_ratios(tmp_path):
+    """The by-column table: PolyMNIST, CUB, CelebA (whatever the file's key order), synthetic ones starred, our
+    ratio beside the paper's seconds divided by its HELVAE's."""
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "paper" / "hel-table6.json").write_text(json.dumps({"cells": [
+        {"dataset": d, "method": m, "mean": v} for d, m, v in
+        [("cub", "helvae", 0.2), ("cub", "mvae", 0.5), ("polymnist", "helvae", 0.1), ("polymnist", "mvae", 0.3)]]}))
+    rows = {"helvae": {"seconds_per_batch": 1.0, "ratio_to_helvae": 1.0},
+            "mvae": {"seconds_per_batch": 1.25, "ratio_to_helvae": 1.25}}
+    (tmp_path / "hel-table6.json").write_text(json.dumps({
+        "scale": "cpu", "dataset": "polymnist-mini", "threads": 1, "methods": rows,
+        "columns": {"celeba": {"paper_column": "CelebA (M = 2)", "batches": "synthetic", "methods": rows},
+                    "cub": {"paper_column": "CUB (M = 2)", "batches": "synthetic", "methods": rows},
+                    "polymnist": {"paper_column": "PolyMNIST (M = 5)", "batches": "real", "methods": rows}}}))
+    text = report.section(tmp_path)
+    assert "| method | PolyMNIST (M = 5) ours | paper | CUB (M = 2)* ours | paper | CelebA (M = 2)* ours | paper |" \
+        in text
+    assert "| mvae | 1.25 | 3.00 | 1.25 | 2.50 | 1.25 |  |" in text

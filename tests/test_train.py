@@ -238,3 +238,259 @@ def test_command_line_puts_a_run_under_the_given_folders(tmp_path):
     metrics = json.loads((tmp_path / "runs" / T.run_path(cfg) / "metrics.json").read_text())
     assert metrics["finished"] and len(metrics["epochs"]) == 2
     assert (tmp_path / "ckpt" / T.run_path(cfg) / "last.pt").exists()
+
+
+# ---------------------------------------------------------------------------- devices, batched input, mixed precision
+
+
+def _same_batches(a, b):
+    """Two batch streams yield the same steps and bitwise equal tensors (values, dtypes and shapes)."""
+    a, b = list(a), list(b)
+    assert [s for s, _, _ in a] == [s for s, _, _ in b] and a
+    for (_, ma, la), (_, mb, lb) in zip(a, b, strict=True):
+        assert len(ma) == len(mb) and torch.equal(la, lb) and la.dtype == lb.dtype
+        for x, y in zip(ma, mb, strict=True):
+            assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y)
+
+
+@pytest.mark.parametrize("limit", [0, 200])
+def test_batched_pipeline_yields_the_per_row_batches_bitwise(limit):
+    cfg = T.make_config("polymnist-mini", "helvae", "ci", train_limit=limit)
+    data = T.load_data(cfg, "train")
+    assert getattr(data, "in_memory", None) or isinstance(data, torch.utils.data.Subset)
+    for seed, epoch, start in [(0, 0, 0), (3, 1, 2), (3, 2, 0)]:
+        _same_batches(T.batches(data, 48, seed, epoch, start=start, device="cpu"),
+                      T.row_batches(data, 48, seed, epoch, start=start))
+    _same_batches(T.batches(data, 64, 0, 0, shuffle=False), T.row_batches(data, 64, 0, 0, shuffle=False))
+    # the order is a function of (seed, epoch): another epoch gives other batches
+    first = next(T.batches(data, 48, 0, 0))[1][0]
+    assert not torch.equal(first, next(T.batches(data, 48, 0, 1))[1][0])
+    assert torch.equal(T.epoch_order(10, 3, 1), torch.randperm(10, generator=torch.Generator().manual_seed(300_010)))
+
+
+def test_batched_pipeline_on_mnist_svhn_text_and_the_data_loader_path(fixture_data_root):
+    mst = T.load_data(T.make_config("mnist-svhn-text", "helvae", "ci"), "train")
+    assert mst.in_memory
+    _same_batches(T.batches(mst, 7, 1, 2), T.row_batches(mst, 7, 1, 2))
+    cub = T.load_data(T.make_config("cub", "helvae", "ci", overrides={"train_limit": 12}), "train")
+    assert not cub.in_memory  # read from disk: a DataLoader with workers, the same batches
+    _same_batches(T.batches(cub, 5, 2, 1, start=1, workers=1), T.row_batches(cub, 5, 2, 1, start=1))
+    state = torch.get_rng_state()
+    list(T.batches(cub, 5, 2, 1))
+    assert torch.equal(state, torch.get_rng_state())  # the loader's seeded generator leaves the global one alone
+
+
+def test_batched_pipeline_on_mnist_svhn_text_mini():
+    data = T.load_data(T.make_config("mnist-svhn-text-mini", "helvae", "ci"), "train")  # a Subset of the ci build
+    _same_batches(T.batches(data, 32, 4, 1), T.row_batches(data, 32, 4, 1))
+
+
+def test_devices_resolve_and_bad_names_say_what_to_pass(monkeypatch):
+    monkeypatch.delenv(T.DEVICE_ENV, raising=False)
+    assert T.resolve_device("cpu") == torch.device("cpu")
+    assert T.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu'; valid: auto, cpu, cuda, cuda:N"):
+        T.resolve_device("gpu")
+    monkeypatch.setenv(T.DEVICE_ENV, "cpu")  # make's DEVICE=cpu
+    assert T.resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setenv(T.DEVICE_ENV, "tpu")
+    with pytest.raises(ValueError, match=r"unknown \$POOLVAE_DEVICE 'tpu'"):
+        T.resolve_device("auto")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA device here; use auto or cpu"):
+            T.resolve_device("cuda:0")
+        with pytest.raises(SystemExit):  # the command line refuses it with argparse's one-line error
+            T.main(["--device", "cuda", "--scale", "ci"])
+
+
+def test_execution_fields_are_not_identity_but_amp_is():
+    base = _cfg()
+    for field, value in [("device", "cpu"), ("compile", True), ("workers", 3), ("threads", 2)]:
+        assert field in T.EXECUTION_FIELDS and not T.config_differences(base, _cfg(**{field: value}))
+    assert T.config_differences(base, _cfg(amp="bf16")) == {"amp": ("off", "bf16")}
+    # a config.json written before amp existed was float32
+    stored = {k: v for k, v in T.dataclasses.asdict(base).items() if k not in ("amp", "device", "compile", "workers")}
+    assert T.stored_config(stored).amp == "off" and not T.config_differences(T.stored_config(stored), base)
+    with pytest.raises(ValueError, match="unknown amp 'fp8'; valid: off, bf16, fp16"):
+        T.build_model(_cfg(amp="fp8"), D.polymnist_spec("polymnist-mini"))
+
+
+def test_an_explicit_cpu_device_is_recorded_and_checkpoints_load_with_map_location(tmp_path, monkeypatch):
+    cfg = _cfg(method="mopoe", device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False, stop_after_steps=2)
+    state = torch.load(tmp_path / "ckpt" / T.run_path(cfg) / "last.pt", map_location="cpu", weights_only=False)
+    assert state["device"] == "cpu" and state["rng_device"] is None and state["scaler"] is None
+    model = T.build_model(cfg, D.polymnist_spec("polymnist-mini"))
+    model.load_state_dict(state["model"])  # a checkpoint written by one run loads into another model
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(T.torch, "load", lambda *a, **k: loads.append(k.get("map_location")) or real_load(*a, **k))
+    # resumed with device "auto" (an execution field: the same run) to the weights of an uninterrupted run
+    T.train(_cfg(method="mopoe", device="auto"), tmp_path / "runs", tmp_path / "ckpt", progress=False)
+    assert loads == ["cpu"]
+    T.train(_cfg(method="mopoe"), tmp_path / "a" / "runs", tmp_path / "a" / "ckpt", progress=False)
+    wa, wb = _weights(tmp_path / "a" / "ckpt", cfg), _weights(tmp_path / "ckpt", cfg)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    env = json.loads((tmp_path / "runs" / T.run_path(cfg) / "environment.json").read_text())
+    assert env["device"] == "cpu" and env["accelerator"] is None and env["torch"] == torch.__version__
+    assert env["amp"] == "off" and env["compile"] is False and env["workers"] == 0
+    assert json.loads((tmp_path / "runs" / T.run_path(cfg) / "config.json").read_text())["device"] == "auto"
+
+
+def _cpu_autocast_works(dtype) -> bool:
+    """Whether torch runs a convolution in ``dtype`` under CPU autocast here."""
+    try:
+        with torch.autocast("cpu", dtype=dtype):
+            return torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2)).dtype == dtype
+    except (RuntimeError, TypeError):
+        return False
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_trains_finite_steps_with_the_pooling_in_float32(tmp_path, amp, monkeypatch):
+    dtype = T.AMP_DTYPES[amp]
+    if not _cpu_autocast_works(dtype):
+        pytest.skip(f"torch {torch.__version__} does not run convolutions in {dtype} under CPU autocast")
+    seen = {"net": set(), "pool": set()}
+    model_pool = T.MultimodalVAE.posterior
+
+    def posterior(self, mu, logvar, mask):
+        seen["pool"].add(mu.dtype)
+        return model_pool(self, mu, logvar, mask)
+
+    monkeypatch.setattr(T.MultimodalVAE, "posterior", posterior)
+    real_build = T.build_model
+
+    def build(cfg, spec):
+        model = real_build(cfg, spec)
+        for net in model.encoders:
+            first = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+            first.register_forward_hook(lambda mod, inp, out: seen["net"].add(out.dtype))
+        return model
+
+    monkeypatch.setattr(T, "build_model", build)
+    cfg = _cfg(epochs=1, amp=amp)
+    run = T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    final = metrics["final"]
+    assert metrics["finished"] and all(math.isfinite(v) for k, v in final.items() if k.startswith(("train", "test")))
+    assert seen["net"] == {dtype} and seen["pool"] == {torch.float32}  # networks low, pooling float32
+    state = torch.load(tmp_path / "ckpt" / T.run_path(cfg) / "last.pt", weights_only=False)
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+    assert (state["scaler"] is not None) == (amp == "fp16")  # fp16 trains with a gradient scaler, kept for resuming
+    off = T.train(_cfg(epochs=1), tmp_path / "off" / "runs", tmp_path / "off" / "ckpt", progress=False)
+    ref = json.loads((off / "metrics.json").read_text())["final"]["train_objective"]
+    assert metrics["final"]["train_objective"] == pytest.approx(ref, rel=0.02)  # close to float32, not equal
+    assert metrics["final"]["train_objective"] != ref
+
+
+def test_command_line_device_amp_and_compile(tmp_path):
+    argv = ["--method", "helvae", "--scale", "ci", "--no-progress", "--device", "cpu", "--amp", "bf16",
+            "--runs-dir", str(tmp_path / "runs"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--set", "epochs=1", "train_limit=64", "test_limit=32", "batch_size=32", "latent_dim=4", "width=4"]
+    T.main(argv)
+    run = next((tmp_path / "runs").rglob("config.json")).parent
+    config = json.loads((run / "config.json").read_text())
+    assert (config["device"], config["amp"], config["compile"]) == ("cpu", "bf16", False)
+    assert json.loads((run / "metrics.json").read_text())["finished"]
+    with pytest.raises(SystemExit):
+        T.main(["--amp", "fp8"])
+
+
+@pytest.mark.slow
+def test_a_compiled_model_trains_the_same_run(tmp_path):
+    """``compile`` changes how the step executes, not what it computes: the same objective to rounding."""
+    eager = T.train(_cfg(epochs=1), tmp_path / "e" / "runs", tmp_path / "e" / "ckpt", progress=False)
+    compiled = T.train(_cfg(epochs=1, compile=True), tmp_path / "c" / "runs", tmp_path / "c" / "ckpt", progress=False)
+    a, b = (json.loads((r / "metrics.json").read_text())["final"] for r in (eager, compiled))
+    assert b["train_objective"] == pytest.approx(a["train_objective"], rel=1e-4)
+    assert json.loads((compiled / "environment.json").read_text())["compile"] is True
+
+
+# ---------------------------------------------------------------------------- the command line's checks (#19)
+
+@pytest.mark.parametrize("args, names", [
+    (["--beta", "-1"], "--beta"), (["--beta", "0"], "--beta"), (["--beta", "nan"], "--beta"),
+    (["--beta", "inf"], "--beta"), (["--beta", "x"], "--beta"), (["--method", "nosuch"], "--method"),
+    (["--dataset", "nosuch"], "--dataset"), (["--seed", "-1"], "--seed"), (["--scale", "huge"], "--scale"),
+    (["--set", "beta=-1"], "beta must be finite"), (["--set", "lr=nan"], "lr must be finite"),
+    (["--set", "nosuch=1"], "unknown config key"), (["--set", "epochs=x"], "epochs"), (["--set", "epochs"], "epochs"),
+])
+def test_bad_arguments_are_argparse_errors_before_anything_runs(args, names, capsys, monkeypatch):
+    monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("trained despite a bad argument"))
+    with pytest.raises(SystemExit) as err:
+        T.main(["--scale", "ci", *args])
+    assert err.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("python -m poolvae.train: error: ") and names in lines[-1]
+    assert "Traceback" not in "\n".join(lines)
+
+
+def test_beta_argument_accepts_finite_positive_numbers():
+    assert T.beta_argument("2.5") == 2.5 and T.beta_argument("1e-3") == 1e-3
+    for bad in ("-1", "0", "nan", "inf", "-inf", ""):
+        with pytest.raises(Exception, match="beta must be"):
+            T.beta_argument(bad)
+
+
+def test_data_errors_end_in_one_line_and_exit_1(capsys, monkeypatch):
+    def missing(*a, **k):
+        raise FileNotFoundError("PolyMNIST-mini at data/polymnist-mini is incomplete; rebuild it with `make data-mini`")
+
+    monkeypatch.setattr(T, "train", missing)
+    with pytest.raises(SystemExit) as err:
+        T.main(["--scale", "ci", "--no-progress"])
+    assert err.value.code == 1
+    assert capsys.readouterr().out.strip() == ("error: PolyMNIST-mini at data/polymnist-mini is incomplete; rebuild "
+                                               "it with `make data-mini`")
+
+
+def test_non_finite_loss_message_names_what_is_kept_and_the_causes(tmp_path):
+    cfg = _cfg(epochs=3)
+    ckpt = tmp_path / "last.pt"
+    text = T.non_finite_message(cfg, float("nan"), 0, 2, ckpt)
+    assert "at epoch 1/3, step 3" in text and "no checkpoint yet" in text and "nothing is kept" in text
+    assert "last good checkpoint" not in text
+    assert "learning rate (lr=" in text and f"beta ({cfg.beta:g}" in text and "the data" in text
+    torch.save({"epoch": 2, "step": 0}, ckpt)
+    text = T.non_finite_message(cfg, float("inf"), 2, 0, ckpt)
+    assert f"the last good checkpoint {ckpt} (end of epoch 2) is kept" in text and "at epoch 3/3, step 1" in text
+    torch.save({"epoch": 1, "step": 5}, ckpt)  # written by an interruption inside epoch 2
+    assert "(epoch 2, step 5, saved when it was interrupted)" in T.non_finite_message(cfg, 1e40, 1, 7, ckpt)
+
+
+def test_non_finite_loss_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, monkeypatch):
+    cfg = _cfg(epochs=2)
+    original = T.MultimodalVAE.forward
+
+    def poisoned(self, xs, mask=None):
+        out = original(self, xs, mask)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(T.MultimodalVAE, "forward", poisoned)
+    with pytest.raises(T.NonFiniteLoss, match=r"at epoch 1/2, step 1; no checkpoint yet"):
+        T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False)
+    assert not (tmp_path / "ckpt" / T.run_path(cfg) / "last.pt").exists()
+
+
+def test_interrupt_message_counts_epochs_from_1(tmp_path):
+    cfg = _cfg(epochs=2)  # 96 rows, batch 32: 3 steps an epoch; stop in the second epoch after its first step
+    with pytest.raises(KeyboardInterrupt, match=r"at epoch 2/2, step 1/3; run the same command again"):
+        T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False, stop_after_steps=4)
+
+
+def test_a_damaged_mini_set_stops_training_with_one_line_that_says_how_to_rebuild_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(D, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setitem(D.MINI_PER_CLASS, "ci", (2, 1))
+    D.get_dataset("polymnist-mini", "train", scale="ci")  # built on first use
+    png = tmp_path / "data" / "polymnist-mini-ci" / "train" / "m2" / "1.3.png"
+    png.write_bytes(png.read_bytes()[:50])  # truncated
+    with pytest.raises(SystemExit) as err:
+        T.main(["--scale", "ci", "--no-progress", "--runs-dir", str(tmp_path / "runs"),
+                "--checkpoint-dir", str(tmp_path / "ckpt")])
+    assert err.value.code == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("error: PolyMNIST-mini: ") and "`make data-mini`" in out[0]
+    assert "extract" not in out[0]

@@ -221,3 +221,36 @@ def test_attribute_figure_is_drawn_from_evaluations(tmp_path, item):
 def test_attribute_figure_without_runs_says_so(tmp_path):
     s = X.render("hel-fig15", "cpu", tmp_path, figures_dir=tmp_path)
     assert s["runs_found"] == 0 and s["panels"] == {} and (tmp_path / "hel-fig15.png").exists()
+
+
+def test_captions_say_how_many_seeds_each_point_has():
+    from poolvae import trained_figures as TF
+
+    def cell(n):
+        return {"ours": {"mean": 0.5 if n else None, "std": 0.1 if n > 1 else None, "n": n},
+                "paper": {"mean": 0.4, "std": 0.01, "n": 5}}  # the paper's cells never count
+
+    one = {"cells": {"1": {"m": {"a": cell(1), "b": cell(0)}}}}
+    assert TF.seeds_phrase(one) == "one seed per point (no spread shown)"
+    three = {"cells": {"1": {"m": {"a": cell(3), "b": cell(3)}}}}
+    assert TF.seeds_phrase(three) == "mean ± std over 3 seeds"
+    mixed = {"curves": {"coherence": {"1": {"a": {"1": {"mean": 1.0, "std": None, "n": 1},
+                                                  "2": {"mean": 1.0, "std": 0.2, "n": 3}}}}}}
+    assert TF.seeds_phrase(mixed) == "mean ± std over 1 to 3 seeds per point (no spread where one)"
+    assert TF.seeds_phrase({"cells": {"1": {"m": {"a": cell(0)}}}}) == "no runs found"
+
+
+def test_hel_fig3_writes_each_points_beta_beside_it(tmp_path):
+    exp = X.get_experiment("hel-fig3")
+    for k, cfg in enumerate(exp.runs("cpu")):
+        _write(tmp_path, cfg, _evaluation(0.1 * (k % 7), 0.05 * (k % 5), 1.0 + k % 3, 2.0 + k % 4, -50.0 - k))
+    summary = X.summarise(exp, "cpu", tmp_path)
+    from poolvae import trained_figures as TF
+
+    fig = TF.draw_tradeoffs(summary)
+    betas = {f"{b:g}" for b in summary["betas"]}
+    for ax in fig.axes:
+        texts = [t.get_text() for t in ax.texts]
+        assert set(texts) == betas and len(texts) == len(betas) * len(exp.methods)  # one label per point
+    footer = " ".join(t.get_text() for t in fig.texts)
+    assert "one seed per point" in footer and "beside a point is its β" in footer and "over seeds" not in footer
