@@ -1,7 +1,7 @@
 """Training throughput of every method beside the floor no multimodal VAE avoids: ``results/bench/train-<device>.json``.
 
     python -m poolvae.bench_train [--device auto] [--scales cpu paper] [--steps 5] [--rounds 6] [--threads 1]
-    make bench-train [DEVICE=cuda]         # one torch thread; on a CPU the paper setting takes about 40 minutes
+    make bench-train [DEVICE=cuda]         # one torch thread; on a CPU about half an hour, most of it the paper's
 
 For every method of :data:`poolvae.models.METHODS`, at two settings:
 
@@ -222,7 +222,7 @@ class Entry:
         if own:
             self.opts.append(torch.optim.Adam(own, lr=self.cfg.lr))
         self.scaler = torch.amp.GradScaler(self.device.type) if self.cfg.amp == "fp16" else None
-        self.forward = torch.compile(self.model) if self.compile else self.model
+        self.forward = torch.compile(self.model, dynamic=False) if self.compile else self.model
         self.batches = _cycle(self.data, self.cfg.batch_size, self.cfg.seed, self.device)
         self.clock = _clock(self.device)
 

@@ -180,6 +180,7 @@ def summary(results: Path = ROOT, epochs: int = 300, every: int = 20) -> dict:
            "epochs_max": epochs, "every": every, "tol": TOL, "rule": calibrated_budget.__doc__.split("Returns")[0],
            "curves": pts, "budget": calibrated_budget(pts),
            "missing": [m for m in METHODS if m not in pts], "provenance": provenance(scale="cpu")}
+    out["final"] = not out["missing"]  # a budget from some of the methods is provisional
     write_json(Path(results) / "summary.json", out)
     return out
 
@@ -199,7 +200,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.command == "summary":
         b = summary(epochs=a.epochs, every=a.every)["budget"]
-        print(f"calibrated budget: {b['epochs']} epochs ({b['why']})")
+        state = "" if read_json(ROOT / "summary.json")["final"] else " (provisional: not every method has points yet)"
+        print(f"calibrated budget{state}: {b['epochs']} epochs ({b['why']})")
         return
     if a.every <= 0 or a.epochs < a.every:
         p.error(f"--every must be positive and at most --epochs; got --every {a.every} --epochs {a.epochs}")

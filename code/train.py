@@ -581,7 +581,8 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
     model = build_model(cfg, spec).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler(device.type) if cfg.amp == "fp16" else None  # fp16 gradients underflow unscaled
-    step_model = torch.compile(model) if cfg.compile else model  # same parameters; checkpoints keep model's names
+    # static shapes (dynamic=False): the last, shorter batch recompiles once; dynamic shapes fail on randn
+    step_model = torch.compile(model, dynamic=False) if cfg.compile else model
     config = dataclasses.asdict(cfg)
     epoch, step, history = 0, 0, []
     if ckpt.exists():

@@ -582,7 +582,8 @@ def test_polymnist_mmvae_trains_the_plain_elbo_with_one_sample(method, dataset, 
 
 
 def test_legacy_values():
-    assert T.LEGACY_VALUES == {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0}
+    assert T.LEGACY_VALUES == {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0,
+                               "amp": "off"}
 
 
 @pytest.mark.parametrize("method,expected", [
