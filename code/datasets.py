@@ -506,6 +506,19 @@ class _PairedDigits:
 
     in_memory = True
 
+    def _num_rows(self) -> int:
+        return len(self.mnist_idx)
+
+    def text(self, j: int) -> str:
+        """The padded text string of row ``j``."""
+        return tx.digit_text(int(self.labels[j]), int(self.text_start[j]))
+
+    def _row(self, j):
+        mnist = self.mnist[self.mnist_idx[j]].float().div(255.0).unsqueeze(0)  # (1, 28, 28)
+        svhn = self.svhn[self.svhn_idx[j]].float().div(255.0)  # (3, 32, 32)
+        text = tx.one_hot_encode(self.text(j), tx.ALPHABET, tx.MST_LENGTH)  # (8, 70)
+        return (mnist, svhn, text), self.labels[j : j + 1].clone()
+
     def _paired_arrays(self) -> dict[str, Tensor]:
         """The stored arrays as tensors, and ``columns[c, s]`` (10, L, L): the alphabet column of every character
         of digit ``c``'s text at start ``s`` (:func:`poolvae.text.digit_text`; starts where the word does not fit
@@ -583,19 +596,6 @@ class MnistSvhnText(_PairedDigits, MultimodalDataset):
         atomic_write_bytes(path, buf.getvalue())
         return ia, ib, starts
 
-    def _num_rows(self) -> int:
-        return len(self.mnist_idx)
-
-    def text(self, j: int) -> str:
-        """The padded text string of row ``j``."""
-        return tx.digit_text(int(self.labels[j]), int(self.text_start[j]))
-
-    def _row(self, j):
-        mnist = self.mnist[self.mnist_idx[j]].float().div(255.0).unsqueeze(0)  # (1, 28, 28)
-        svhn = self.svhn[self.svhn_idx[j]].float().div(255.0)  # (3, 32, 32)
-        text = tx.one_hot_encode(self.text(j), tx.ALPHABET, tx.MST_LENGTH)  # (8, 70)
-        return (mnist, svhn, text), self.labels[j : j + 1].clone()
-
 
 def mnist_svhn_text_mini_spec() -> DatasetSpec:
     """Spec of MNIST-SVHN-Text-mini: MNIST-SVHN-Text's modalities, shapes and likelihoods under its own name."""
@@ -627,19 +627,6 @@ class MnistSvhnTextMini(_PairedDigits, MultimodalDataset):
         self.labels = torch.from_numpy(a["mnist_labels"][self.mnist_idx])  # (P,)
         self.spec = mnist_svhn_text_mini_spec()
         self._init_rows(limit, seed)
-
-    def _num_rows(self) -> int:
-        return len(self.mnist_idx)
-
-    def text(self, j: int) -> str:
-        """The padded text string of row ``j``."""
-        return tx.digit_text(int(self.labels[j]), int(self.text_start[j]))
-
-    def _row(self, j):
-        mnist = self.mnist[self.mnist_idx[j]].float().div(255.0).unsqueeze(0)  # (1, 28, 28)
-        svhn = self.svhn[self.svhn_idx[j]].float().div(255.0)  # (3, 32, 32)
-        text = tx.one_hot_encode(self.text(j), tx.ALPHABET, tx.MST_LENGTH)  # (8, 70)
-        return (mnist, svhn, text), self.labels[j : j + 1].clone()
 
 
 def mnist_svhn_text_mini(root: str | os.PathLike | None = None, split: str = "train", *, scale: str = "cpu",
