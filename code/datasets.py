@@ -952,6 +952,15 @@ def _tile(images: Sequence[Sequence[Tensor]], gap: int = 2) -> np.ndarray:
     return out
 
 
+def _bare_x_axis(ax) -> None:
+    """No x ticks, tick marks, grid or frame: an image panel labelled by its y ticks only."""
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def _draw_images_panel(subfig, title: str, dataset: MultimodalDataset, rows: Sequence[int]) -> None:
     """PolyMNIST-like panel: one row per modality, one column per sample."""
     items = [dataset[i] for i in rows]
@@ -960,11 +969,7 @@ def _draw_images_panel(subfig, title: str, dataset: MultimodalDataset, rows: Seq
     ax.imshow(_tile(grid), interpolation="nearest")
     h = dataset.spec.modalities[0].shape[1] + 2
     ax.set_yticks([h * k + h / 2 - 1 for k in range(len(grid))], dataset.spec.names)
-    ax.set_xticks([])
-    ax.tick_params(length=0)
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    _bare_x_axis(ax)
     subfig.suptitle(title)
 
 
@@ -1000,11 +1005,7 @@ def _draw_mnist_svhn_text_panel(subfig, title: str, dataset: MultimodalDataset, 
         ax.text(c * h + side / 2, text_y, word, ha="center", va="center", fontsize=5, family="monospace")
     ax.set_ylim(text_y + 6, -0.5)
     ax.set_yticks([h / 2 - 1, h + h / 2 - 1, text_y], dataset.spec.names)
-    ax.set_xticks([])
-    ax.tick_params(length=0)
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    _bare_x_axis(ax)
     subfig.suptitle(title)
 
 
