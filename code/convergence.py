@@ -40,9 +40,19 @@ PLATEAU_PATIENCE = 3  # evaluations without a gain of more than TOL / 2 that cou
 
 
 def config(method: str, epochs: int = 300, beta: float = 2.5, seed: int = 0, dataset: str = "polymnist-mini",
-           scale: str = "cpu") -> TrainConfig:
-    """The diagnostic run of ``method``: the scale's settings with ``epochs`` epochs."""
-    return make_config(dataset, method, scale, beta=beta, seed=seed, epochs=epochs)
+           scale: str = "cpu", tuples: int = 1) -> TrainConfig:
+    """The diagnostic run of ``method``: the scale's settings with ``epochs`` epochs (of ``tuples`` x the training
+    tuples when ``tuples`` > 1)."""
+    extra = {"tuples": tuples} if tuples != 1 else {}
+    return make_config(dataset, method, scale, beta=beta, seed=seed, epochs=epochs, **extra)
+
+
+def roots(tuples: int = 1) -> tuple[Path, Path]:
+    """(results, checkpoints) folders of the diagnostic on PolyMNIST-mini with ``tuples`` training tuples per digit:
+    the main diagnostic for 1, ``.../tuples=<R>`` beside it otherwise (the same run paths, other data)."""
+    if tuples == 1:
+        return ROOT, CHECKPOINTS
+    return ROOT / f"tuples={tuples}", CHECKPOINTS / f"tuples={tuples}"
 
 
 def epoch_file(run_dir: Path, epoch: int) -> Path:
@@ -50,16 +60,17 @@ def epoch_file(run_dir: Path, epoch: int) -> Path:
     return Path(run_dir) / f"evaluation-epoch={epoch:03d}.json"
 
 
-def read_point(run_dir: Path, epoch: int) -> dict | None:
+def read_point(run_dir: Path, epoch: int, tuples: int = 1) -> dict | None:
     """Conditional and unconditional coherence, mean latent accuracy and held-out objective after ``epoch``
-    epochs, or None when that epoch has no evaluation yet."""
+    epochs, or None when that epoch has no evaluation yet. ``equivalent_epoch`` is ``epoch`` x ``tuples``: the epochs
+    of the 4,000-tuple set with as many optimiser steps (runs on more tuples compare with the main ones by it)."""
     f = epoch_file(run_dir, epoch)
     if not f.exists():
         return None
     m = read_json(f)["metrics"]
     history = {e["epoch"]: e for e in read_json(Path(run_dir) / "metrics.json")["epochs"]}
     latent = m["latent"]["per_subset"]
-    return {"epoch": epoch,
+    return {"epoch": epoch, "equivalent_epoch": epoch * tuples,
             "conditional_coherence": m["coherence"]["conditional"]["overall"],
             "unconditional_coherence": m["coherence"]["unconditional"],
             "latent_accuracy": sum(latent.values()) / len(latent),
@@ -77,15 +88,17 @@ def plateaued(points: list[dict], tol: float = TOL, patience: int = PLATEAU_PATI
     return max(coherence[-patience:]) <= before + tol / 2 and objective.index(max(objective)) < len(objective) - 1
 
 
-def run_method(method: str, epochs: int, every: int, results: Path = ROOT, checkpoints: Path = CHECKPOINTS,
-               threads: int = 1, stop_on_plateau: bool = True, scale: str = "cpu") -> Path:
+def run_method(method: str, epochs: int, every: int, results: Path | None = None, checkpoints: Path | None = None,
+               threads: int = 1, stop_on_plateau: bool = True, scale: str = "cpu", tuples: int = 1) -> Path:
     """Train ``method``'s diagnostic run, evaluating it every ``every`` epochs; return its run folder
-    (``scale="ci"`` for the tests: the ci data set and settings)."""
+    (``scale="ci"`` for the tests: the ci data set and settings). ``results`` / ``checkpoints`` default to
+    :func:`roots` of ``tuples``."""
     from .evaluate import evaluate_run
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = config(method, epochs, scale=scale)
+    results, checkpoints = results or roots(tuples)[0], checkpoints or roots(tuples)[1]
+    cfg = config(method, epochs, scale=scale, tuples=tuples)
     run_dir = Path(results) / "runs" / run_path(cfg)
     points = []
     for e in range(every, epochs + 1, every):
@@ -94,7 +107,7 @@ def run_method(method: str, epochs: int, every: int, results: Path = ROOT, check
             evaluate_run(run_dir, overrides={"sections": SECTIONS}, checkpoint_dir=checkpoints, progress=False,
                          allow_unfinished=True, out_name=epoch_file(run_dir, e).name, samples=False)
             print(f"{method}: epoch {e} evaluated", flush=True)
-        points.append(read_point(run_dir, e))
+        points.append(read_point(run_dir, e, tuples))
         if stop_on_plateau and plateaued(points):
             print(f"{method}: plateaued at epoch {e}", flush=True)
             write_json(run_dir / "plateau.json", {"epoch": e, "rule": plateaued.__doc__.split("(")[0].strip()})
@@ -102,12 +115,13 @@ def run_method(method: str, epochs: int, every: int, results: Path = ROOT, check
     return run_dir
 
 
-def curves(results: Path = ROOT, methods=METHODS, epochs: int = 300, every: int = 20) -> dict[str, list[dict]]:
+def curves(results: Path = ROOT, methods=METHODS, epochs: int = 300, every: int = 20,
+           tuples: int = 1) -> dict[str, list[dict]]:
     """Every method's evaluated points, in epoch order."""
     out = {}
     for method in methods:
-        run_dir = Path(results) / "runs" / run_path(config(method, epochs))
-        pts = [p for e in range(every, epochs + 1, every) if (p := read_point(run_dir, e)) is not None]
+        run_dir = Path(results) / "runs" / run_path(config(method, epochs, tuples=tuples))
+        pts = [p for e in range(every, epochs + 1, every) if (p := read_point(run_dir, e, tuples)) is not None]
         if pts:
             out[method] = pts
     return out
@@ -185,6 +199,37 @@ def summary(results: Path = ROOT, epochs: int = 300, every: int = 20) -> dict:
     return out
 
 
+def _objective_peak(run_dir: Path, tuples: int = 1) -> dict:
+    """The epoch (and its equivalent on the 4,000-tuple set) at which the held-out objective was highest."""
+    history = read_json(Path(run_dir) / "metrics.json")["epochs"]
+    top = max(history, key=lambda e: e["test_objective"])
+    return {"epoch": top["epoch"], "equivalent_epoch": top["epoch"] * tuples,
+            "test_objective": top["test_objective"], "last_equivalent_epoch": history[-1]["epoch"] * tuples,
+            "last_test_objective": history[-1]["test_objective"]}
+
+
+def tuples_comparison(tuples: int, epochs: int, every: int, methods=METHODS) -> dict:
+    """The diagnostic on ``tuples`` x the training tuples against the main one, at equal optimiser steps
+    (``equivalent_epoch``): per method, both curves' conditional coherence, latent accuracy and held-out objective at
+    every equivalent epoch both evaluated, and where each held-out objective peaked (the test split is the same).
+    Writes ``<results>/tuples=<R>/comparison.json``."""
+    results = roots(tuples)[0]
+    more = curves(results, methods, epochs, every, tuples)
+    base = curves(ROOT, methods)
+    out = {"item": "convergence-tuples", "tuples": tuples, "epochs": epochs, "every": every, "methods": {}}
+    for m, pts in more.items():
+        by_epoch = {p["epoch"]: p for p in base.get(m, [])}
+        out["methods"][m] = {
+            "matched": [{"equivalent_epoch": p["equivalent_epoch"], "more": p, "base": by_epoch[p["equivalent_epoch"]]}
+                        for p in pts if p["equivalent_epoch"] in by_epoch],
+            "objective_peak": {"more": _objective_peak(results / "runs" / run_path(config(m, epochs, tuples=tuples)),
+                                                       tuples),
+                               "base": _objective_peak(ROOT / "runs" / run_path(config(m)))}}
+    out["provenance"] = provenance(scale="cpu")
+    write_json(results / "comparison.json", out)
+    return out
+
+
 def main(argv=None) -> None:
     """Command line; see the module docstring."""
     p = argparse.ArgumentParser(description="Convergence diagnostic that calibrates the cpu budget.")
@@ -194,10 +239,25 @@ def main(argv=None) -> None:
     t.add_argument("--epochs", type=int, default=300)
     t.add_argument("--every", type=int, default=20)
     t.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each")
+    t.add_argument("--tuples", type=int, default=1,
+                   help="training tuples per digit (R > 1: the more-tuples diagnostic, in .../tuples=R)")
     s = sub.add_parser("summary", help="write results/diagnostics/convergence/summary.json")
     s.add_argument("--epochs", type=int, default=300)
     s.add_argument("--every", type=int, default=20)
+    s.add_argument("--tuples", type=int, default=1,
+                   help="R > 1: compare the more-tuples diagnostic with the main one (.../tuples=R/comparison.json)")
     a = p.parse_args(argv)
+    if a.tuples < 1:
+        p.error(f"--tuples must be at least 1; got {a.tuples}")
+    if a.command == "summary" and a.tuples > 1:
+        for m, c in tuples_comparison(a.tuples, a.epochs, a.every)["methods"].items():
+            peak = c["objective_peak"]
+            print(f"{m}: held-out objective peaks at equivalent epoch {peak['more']['equivalent_epoch']} with "
+                  f"{a.tuples}x tuples, {peak['base']['equivalent_epoch']} without")
+            for row in c["matched"]:
+                print(f"  equivalent epoch {row['equivalent_epoch']}: coherence "
+                      f"{row['more']['conditional_coherence']:.3f} vs {row['base']['conditional_coherence']:.3f}")
+        return
     if a.command == "summary":
         b = summary(epochs=a.epochs, every=a.every)["budget"]
         state = "" if read_json(ROOT / "summary.json")["final"] else " (provisional: not every method has points yet)"
@@ -207,7 +267,7 @@ def main(argv=None) -> None:
         p.error(f"--every must be positive and at most --epochs; got --every {a.every} --epochs {a.epochs}")
     try:
         with ProcessPoolExecutor(max_workers=max(a.jobs, 1)) as pool:
-            for f in [pool.submit(run_method, m, a.epochs, a.every) for m in a.methods]:
+            for f in [pool.submit(run_method, m, a.epochs, a.every, tuples=a.tuples) for m in a.methods]:
                 f.result()
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume")

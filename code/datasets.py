@@ -367,11 +367,15 @@ class PolyMNIST(MultimodalDataset):
 
 
 def polymnist_mini(root: str | os.PathLike | None = None, split: str = "train", *, scale: str = "cpu",
-                   seed: int = pm.MINI_SEED, limit: int | None = None) -> PolyMNIST:
-    """PolyMNIST-mini, built on first use into ``<root>/polymnist-mini`` (``-ci`` at scale ``ci``)."""
+                   seed: int = pm.MINI_SEED, limit: int | None = None, tuples: int = 1) -> PolyMNIST:
+    """PolyMNIST-mini, built on first use into ``<root>/polymnist-mini`` (``-ci`` at scale ``ci``).
+
+    ``tuples`` = R > 1: R training tuples per training digit (:func:`poolvae.polymnist.build_polymnist_mini`), in
+    ``polymnist-mini-x<R>`` (``polymnist-mini-ci-x<R>``); the test split is the same as with R = 1."""
     n_train, n_test = MINI_PER_CLASS["ci" if scale == "ci" else "cpu"]
-    folder = Path(root or DATA_DIR) / ("polymnist-mini-ci" if scale == "ci" else "polymnist-mini")
-    pm.ensure_polymnist_mini(folder, seed, n_train, n_test)
+    name = ("polymnist-mini-ci" if scale == "ci" else "polymnist-mini") + (f"-x{tuples}" if tuples != 1 else "")
+    folder = Path(root or DATA_DIR) / name
+    pm.ensure_polymnist_mini(folder, seed, n_train, n_test, tuples)
     return PolyMNIST(folder, split, name="polymnist-mini", limit=limit, seed=seed)
 
 

@@ -546,8 +546,10 @@ def stratified_split(labels: np.ndarray, n_train: int, n_test: int, rng: np.rand
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def _mini_manifest(seed: int, n_train: int, n_test: int) -> dict:
+def _mini_manifest(seed: int, n_train: int, n_test: int, tuples_per_digit: int = 1) -> dict:
+    more = {"tuples_per_digit": int(tuples_per_digit)} if tuples_per_digit != 1 else {}  # 1: the manifest as before
     return {
+        **more,
         "dataset": "PolyMNIST-mini",
         "seed": int(seed),
         "per_class": {"train": int(n_train), "test": int(n_test)},
@@ -562,21 +564,31 @@ def build_polymnist_mini(
     seed: int = MINI_SEED,
     n_train_per_class: int = MINI_PER_CLASS[0],
     n_test_per_class: int = MINI_PER_CLASS[1],
+    tuples_per_digit: int = 1,
 ) -> Path:
     """Build PolyMNIST-mini into ``folder`` (replacing what is there), atomically and deterministically.
 
     The split into train/test digits uses ``default_rng([seed, 0])``; generation then follows
     :func:`write_release`. Returns ``folder``.
+
+    ``tuples_per_digit`` = R > 1 makes R times as many training tuples from the same training digits: each digit
+    enters the generator R times, so every modality's random permutation pairs it with R (usually different)
+    digits of its class in the other modalities, each time on a fresh background crop. PolyMNIST's tuples are
+    only constrained to share a class, so these are tuples the original procedure could have drawn. The test
+    split is the same as with R = 1 (its random stream does not depend on the training split).
     """
+    if not isinstance(tuples_per_digit, int) or tuples_per_digit < 1:
+        raise ValueError(f"tuples_per_digit must be a positive integer, got {tuples_per_digit!r}")
     digits, labels = mini_digits()
     rng = np.random.default_rng([seed, 0])
     train, test = stratified_split(labels, n_train_per_class, n_test_per_class, rng)
+    train = np.tile(train, tuples_per_digit)
     return write_release(
         folder,
         {"train": (digits[train], labels[train]), "test": (digits[test], labels[test])},
         mini_backgrounds(),
         seed,
-        _mini_manifest(seed, n_train_per_class, n_test_per_class),
+        _mini_manifest(seed, n_train_per_class, n_test_per_class, tuples_per_digit),
     )
 
 
@@ -585,17 +597,18 @@ def ensure_polymnist_mini(
     seed: int = MINI_SEED,
     n_train_per_class: int = MINI_PER_CLASS[0],
     n_test_per_class: int = MINI_PER_CLASS[1],
+    tuples_per_digit: int = 1,
 ) -> Path:
     """``folder`` holding PolyMNIST-mini with these settings, built first if absent or different."""
     folder = Path(folder)
-    wanted = _mini_manifest(seed, n_train_per_class, n_test_per_class)
+    wanted = _mini_manifest(seed, n_train_per_class, n_test_per_class, tuples_per_digit)
     manifest_path = folder / "manifest.json"
     if manifest_path.exists():
         have = read_json(manifest_path)
         if all(have.get(k) == v for k, v in wanted.items()) and have.get("format_version") == _FORMAT_VERSION:
             return folder
     try:
-        return build_polymnist_mini(folder, seed, n_train_per_class, n_test_per_class)
+        return build_polymnist_mini(folder, seed, n_train_per_class, n_test_per_class, tuples_per_digit)
     except OSError:
         # Another process may have installed the same build first; accept it if it matches.
         if manifest_path.exists() and all(read_json(manifest_path).get(k) == v for k, v in wanted.items()):

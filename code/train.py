@@ -84,6 +84,8 @@ class TrainConfig:
     rho: float = 0.5  # CoDE correlation
     train_limit: int = 0  # 0: the whole training split; n: a seeded subset of n rows
     test_limit: int = 0
+    tuples: int = 1  # PolyMNIST-mini: training tuples per training digit (poolvae.polymnist.build_polymnist_mini);
+    # R > 1 draws R x 4,000 tuples from the same 4,000 digits (data/polymnist-mini-x<R>); other data sets: 1 only
     laplace_scale: str = "softmax"  # MMVAE/MMVAE+ Laplace scales: softmax(a) * D + 1e-6 and prior scale 1 (the
     # authors' code) | "free" (free log-variances, unit-variance prior); poolvae.models
     mopoe_prior: str = "full"  # MoPoE: N(0, I) in the full set's PoE only (Sutter et al.'s code) | "none" | "all"
@@ -103,7 +105,8 @@ EXECUTION_FIELDS = ("threads", "compile_pool", "device", "compile", "workers")
 
 #: Fields added after runs were committed, with the value the code used before each existed. A stored config.json
 #: without the field was made with that value (the fidelity changes of issue #16 made the reference the default).
-LEGACY_VALUES = {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0, "amp": "off"}
+LEGACY_VALUES = {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0, "amp": "off",
+                 "tuples": 1}
 
 
 def irrelevant_fields(method: str) -> set[str]:
@@ -237,7 +240,15 @@ def _typed(values: dict) -> TrainConfig:
     valid = architectures_for(cfg.dataset)
     if cfg.arch not in valid:
         raise ValueError(f"unknown arch {cfg.arch!r} for {cfg.dataset}; valid: {', '.join(valid)}")
+    if cfg.tuples != 1 and not _reads_polymnist_mini(cfg):
+        raise ValueError(f"tuples={cfg.tuples} applies to PolyMNIST-mini only (dataset polymnist-mini, or polymnist "
+                         f"below the paper scale); {cfg.dataset} at scale {cfg.scale} takes tuples=1")
     return cfg
+
+
+def _reads_polymnist_mini(cfg: TrainConfig) -> bool:
+    """Whether the run's data set is PolyMNIST-mini (``polymnist`` is swapped for it below the paper scale)."""
+    return cfg.dataset == "polymnist-mini" or (cfg.dataset == "polymnist" and cfg.scale != "paper")
 
 
 def run_path(cfg: TrainConfig) -> Path:
@@ -372,7 +383,8 @@ def load_data(cfg: TrainConfig, split: str):
     limit = cfg.train_limit if split == "train" else cfg.test_limit
     if limit and not cfg.dataset.startswith("polymnist"):
         return ds.get_dataset(cfg.dataset, split, scale=cfg.scale, limit=limit)
-    data = ds.get_dataset(cfg.dataset, split, scale=cfg.scale)
+    options = {"tuples": cfg.tuples} if cfg.tuples != 1 else {}
+    data = ds.get_dataset(cfg.dataset, split, scale=cfg.scale, **options)
     if limit and limit < len(data):
         data = torch.utils.data.Subset(data, range(limit))
     return data
@@ -738,7 +750,7 @@ def check_ranges(cfg: TrainConfig) -> None:
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be finite and above 0; got {value}")
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("width", 1), ("K", 1), ("seed", 0),
-                      ("private_dim", 0), ("train_limit", 0), ("test_limit", 0), ("threads", 0)):
+                      ("private_dim", 0), ("train_limit", 0), ("test_limit", 0), ("threads", 0), ("tuples", 1)):
         if getattr(cfg, name) < low:
             raise ValueError(f"{name} must be at least {low}; got {getattr(cfg, name)}")
 
