@@ -167,6 +167,11 @@ reproduce-%: setup  ## Train, evaluate and render a trained item: make reproduce
 	POOLVAE_DEVICE=$(DEVICE) $(SLURM_ENV) $(PY) -m poolvae.experiments reproduce $* --scale $(SCALE) --jobs $(JOBS) \
 	  --executor $(EXECUTOR)
 
+.PHONY: sweep-polymnist
+sweep-polymnist: setup  ## Every trained PolyMNIST item in one pool (issue #18's sweep; hours at cpu): SCALE=cpu JOBS=2
+	POOLVAE_DEVICE=$(DEVICE) $(SLURM_ENV) $(PY) -m poolvae.experiments sweep --scale $(SCALE) --jobs $(JOBS) \
+	  --executor $(if $(filter serial,$(EXECUTOR)),$(if $(filter 1,$(JOBS)),serial,local),$(EXECUTOR)) --retrain-stale
+
 .PHONY: diagnose-budget
 BUDGET_EPOCHS ?= 180
 BUDGET_METHODS ?= helvae mopoe mwbvae mvae mmvae mmvaeplus

@@ -103,7 +103,7 @@ def run_method(method: str, epochs: int, every: int, results: Path | None = None
     points = []
     for e in range(every, epochs + 1, every):
         if not epoch_file(run_dir, e).exists():
-            train(cfg, Path(results) / "runs", checkpoints, progress=False, until_epoch=e)
+            train(cfg, Path(results) / "runs", checkpoints, progress=False, until_epoch=e, extend=True)
             evaluate_run(run_dir, overrides={"sections": SECTIONS}, checkpoint_dir=checkpoints, progress=False,
                          allow_unfinished=True, out_name=epoch_file(run_dir, e).name, samples=False)
             print(f"{method}: epoch {e} evaluated", flush=True)
@@ -187,12 +187,27 @@ def calibrated_budget(points: dict[str, list[dict]], tol: float = TOL) -> dict:
     return {"epochs": None, "why": f"no evaluated epoch up to {grid[-1]} meets the rule: train longer"}
 
 
+def early_stopping(points: dict[str, list[dict]], results: Path = ROOT, epochs: int = 300) -> dict:
+    """What early stopping on the held-out objective would keep: per method, the epoch at which that objective
+    peaked and the conditional coherence of the evaluated epoch nearest to it (evaluations are every ``every``
+    epochs; ties to the later one), beside the best coherence of the whole curve."""
+    out = {}
+    for m, pts in points.items():
+        peak = _objective_peak(Path(results) / "runs" / run_path(config(m, epochs)))
+        near = min(pts, key=lambda p: (abs(p["epoch"] - peak["epoch"]), -p["epoch"]))
+        best = max(pts, key=lambda p: p["conditional_coherence"])
+        out[m] = {"objective_peak_epoch": peak["epoch"], "evaluated_epoch": near["epoch"],
+                  "conditional_coherence": near["conditional_coherence"],
+                  "best_conditional_coherence": best["conditional_coherence"], "best_epoch": best["epoch"]}
+    return out
+
+
 def summary(results: Path = ROOT, epochs: int = 300, every: int = 20) -> dict:
-    """Curves and the calibrated budget -> ``<results>/summary.json``."""
+    """Curves, the calibrated budget and what early stopping would keep -> ``<results>/summary.json``."""
     pts = curves(results, METHODS, epochs, every)
     out = {"item": "convergence", "scale": "cpu", "dataset": "polymnist-mini", "beta": 2.5, "seed": 0,
            "epochs_max": epochs, "every": every, "tol": TOL, "rule": calibrated_budget.__doc__.split("Returns")[0],
-           "curves": pts, "budget": calibrated_budget(pts),
+           "curves": pts, "budget": calibrated_budget(pts), "early_stopping": early_stopping(pts, results, epochs),
            "missing": [m for m in METHODS if m not in pts], "provenance": provenance(scale="cpu")}
     out["final"] = not out["missing"]  # a budget from some of the methods is provisional
     write_json(Path(results) / "summary.json", out)

@@ -226,6 +226,12 @@ def _metric_column(metric: str, paper_item: str | None) -> Column:
     return Column(metric, reader, higher, paper)
 
 
+#: PolyMNIST's headline beta (HEL Table 8's text, WB App. B.1) and the seeds its runs get per scale where they differ
+#: from the item's (issue #18: three seeds at beta 2.5 at cpu, one elsewhere; the paper scale has three everywhere).
+HEADLINE_BETA = 2.5
+HEADLINE_SEEDS = {"cpu": (0, 1, 2)}
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One table or figure: its runs per scale and how it is summarised."""
@@ -261,15 +267,24 @@ class Experiment:
         betas = self.betas if scale == "paper" or self.cpu_betas is None else self.cpu_betas
         return [(f"{b:g}", dict.fromkeys(self.methods, b)) for b in betas]
 
+    def seeds_at(self, scale: str, beta: float, dataset: str | None = None) -> tuple[int, ...]:
+        """The seeds of the item's runs at ``beta``: the scale's, and :data:`HEADLINE_SEEDS` at the beta both papers
+        headline on PolyMNIST (:data:`HEADLINE_BETA`) where that scale has them (cpu: three, for intervals). Sample
+        items draw one run per method and keep the scale's seeds."""
+        if not self.samples and (dataset or self.dataset) == "polymnist" and beta == HEADLINE_BETA and scale in HEADLINE_SEEDS:
+            return HEADLINE_SEEDS[scale]
+        return self.seeds[scale]
+
     def runs(self, scale: str) -> list[TrainConfig]:
         """Every run this item needs at ``scale``."""
         if self.selection is not None:
             return [make_config(dataset_at(d, scale), m, scale, beta=b, seed=s)
                     for d, (grid, _) in self.selection.items() for m in self.methods for b in grid
-                    for s in self.seeds[scale]]
+                    for s in self.seeds_at(scale, b, d)]
         blocks = self.blocks(scale)
         return [make_config(dataset_at(self.dataset, scale), m, scale, beta=b, seed=s)
-                for m in self.methods for b in dict.fromkeys(blk[m] for _, blk in blocks) for s in self.seeds[scale]]
+                for m in self.methods for b in dict.fromkeys(blk[m] for _, blk in blocks)
+                for s in self.seeds_at(scale, b)]
 
 
 def _table_columns(item: str) -> tuple[Column, ...]:
@@ -606,15 +621,59 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
     (:func:`run_state`) and, from the runs done so far, when the item will be done. At the ``ci`` scale every run
     uses one thread (:func:`_one_thread`; with ``--executor local --jobs 2``, one run per core).
     """
-    import time
-
     exp = get_experiment(item)
     cfgs = [c for c in exp.runs(scale) if (not methods or c.method in methods) and (not betas or c.beta in betas)]
+    execute(item, cfgs, scale, jobs, executor, results_dir, checkpoint_dir, evaluate_kwargs, retrain_stale)
+    return render(item, scale, results_dir, figures_dir)
+
+
+#: The trained PolyMNIST items, in the order :func:`sweep` renders them.
+POLYMNIST_ITEMS = ("hel-table8", "hel-fig3", "hel-fig5", "hel-fig6", "hel-table7", "wb-fig3", "hel-fig4", "hel-fig9",
+                   "hel-table5")
+#: Methods :func:`sweep` trains last: their steps cost several times the others' (CoDEVAE decodes every subset).
+SLOW_METHODS = ("codevae",)
+
+
+def sweep_order(cfgs: list[TrainConfig]) -> list[TrainConfig]:
+    """The runs of several items once each, in the order that makes results useful soonest: the headline beta's
+    first seed, then the other betas of the main grid (1, 5, 10), then the headline's other seeds, then the rest
+    (the extra betas of hel-fig6, HEL Table 7's learned weights); methods of :data:`SLOW_METHODS` after all others."""
+    unique = list({run_path(c): c for c in cfgs}.values())
+
+    def rank(c: TrainConfig) -> tuple:
+        group = (0 if c.beta == HEADLINE_BETA and c.seed == 0 else 1 if c.beta in (1.0, 5.0, 10.0) and c.seed == 0
+                 else 2 if c.beta == HEADLINE_BETA else 3)
+        return (c.method in SLOW_METHODS, group)
+
+    return sorted(unique, key=rank)  # stable: each group keeps the items' own order
+
+
+def sweep(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu", jobs: int = 1, executor: str = "serial",
+          results_dir: Path = RESULTS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR, retrain_stale: bool = False,
+          datasets: tuple[str, ...] = ("polymnist-mini", "polymnist")) -> dict[str, dict]:
+    """Every run of ``items`` on ``datasets`` at ``scale`` in one pool (:func:`sweep_order`), then each item
+    rendered; returns {item: summary}. ``make sweep-polymnist SCALE=cpu JOBS=2`` is the cpu sweep of issue #18:
+    hours on two cores, resumable (finished runs are kept, an interrupted one resumes from its checkpoint)."""
+    for item in items:
+        get_experiment(item)  # an unknown id fails before anything runs
+    cfgs = sweep_order([c for item in items for c in get_experiment(item).runs(scale) if c.dataset in datasets])
+    execute(f"sweep of {len(items)} items", cfgs, scale, jobs, executor, results_dir, checkpoint_dir, None,
+            retrain_stale)
+    return {item: render(item, scale, results_dir) for item in items}
+
+
+def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, executor: str = "serial",
+            results_dir: Path = RESULTS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR, evaluate_kwargs: dict | None = None,
+            retrain_stale: bool = False) -> None:
+    """Train and evaluate the runs ``cfgs`` (each with :func:`run_one`), one line per run with an ETA;
+    ``executor`` ``serial``, ``local`` (``jobs`` processes) or ``slurm``."""
+    import time
+
     check_data(cfgs)
     runs_dir = Path(results_dir) / "runs"
     args = [(c, runs_dir, Path(checkpoint_dir), evaluate_kwargs, False, retrain_stale) for c in cfgs]
     n = len(cfgs)
-    print(f"{item}: {n} runs at scale {scale} ({executor}, jobs={jobs})", flush=True)
+    print(f"{label}: {n} runs at scale {scale} ({executor}, jobs={jobs})", flush=True)
     start = time.perf_counter()
     if executor == "serial" or jobs <= 1 and executor != "slurm":
         states = [run_state(c, runs_dir, Path(checkpoint_dir), retrain_stale) for c in cfgs]  # a run changes no other
@@ -650,8 +709,7 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
             print(f"run {i}/{n} {run_path(c)}: done (slurm job {j.job_id})", flush=True)
     else:
         raise ValueError(f"unknown executor {executor!r}; valid: serial, local, slurm")
-    print(f"{item}: {n} runs done in {_duration(time.perf_counter() - start)}; rendering", flush=True)
-    return render(item, scale, results_dir, figures_dir)
+    print(f"{label}: {n} runs done in {_duration(time.perf_counter() - start)}; rendering", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1289,6 +1347,14 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list every item, its runs per scale and its status")
     ls.add_argument("--scale", default="cpu", choices=SCALES, help="the scale whose status is shown")
+    sw = sub.add_parser("sweep", help="every run of several trained items in one pool, then each item rendered")
+    sw.add_argument("--items", nargs="+", default=list(POLYMNIST_ITEMS), metavar="ITEM",
+                    help="default: the trained PolyMNIST items")
+    sw.add_argument("--scale", default="cpu", choices=SCALES)
+    sw.add_argument("--jobs", type=count_argument(1), default=1)
+    sw.add_argument("--executor", default="serial", choices=["serial", "local", "slurm"])
+    sw.add_argument("--retrain-stale", action="store_true",
+                    help="delete and train again the runs made with settings that are no longer the defaults")
     parsers = {}
     for name in ("reproduce", "render"):
         s = parsers[name] = sub.add_parser(name)
@@ -1312,6 +1378,20 @@ def main(argv=None) -> int:
             print(f"{'':19s} status: {status(e, a.scale, data=data)}")
         for item, how in ELSEWHERE.items():
             print(f"{item:12s} {'other':6s} {how}")
+        return 0
+    if a.command == "sweep":
+        bad = [i for i in a.items if i not in EXPERIMENTS]
+        if bad:
+            sw.error(f"--items: unknown {', '.join(bad)}; valid: {', '.join(EXPERIMENTS)}")
+        try:
+            sweep(tuple(a.items), a.scale, a.jobs, a.executor, retrain_stale=a.retrain_stale)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as err:
+            print(str(err) or "interrupted the sweep: finished runs are kept and an interrupted one resumes; run "
+                  "the same command again", flush=True)
+            return 130
         return 0
     s = parsers[a.command]
     if a.item not in EXPERIMENTS:  # every argument is checked before anything runs, with argparse's one-line error

@@ -134,6 +134,14 @@ def stored_config(values: dict) -> TrainConfig:
                    **{k: v for k, v in values.items() if k in known}})
 
 
+def resumable(stored: TrainConfig, current: TrainConfig, epochs_done: int, extend: bool = False) -> bool:
+    """Whether a checkpoint of ``stored`` after ``epochs_done`` epochs can go on as run ``current``: the same
+    config, or, with ``extend``, one that differs in ``epochs`` only and has at least ``epochs_done`` of them
+    (nothing in training depends on the total, so training longer continues the same trajectory)."""
+    diff = config_differences(stored, current)
+    return not diff or (extend and set(diff) == {"epochs"} and current.epochs >= epochs_done)
+
+
 def config_differences(stored: TrainConfig, current: TrainConfig) -> dict[str, tuple]:
     """``{field: (stored value, current value)}`` for the fields that make two configs different runs (execution
     fields and fields irrelevant to the method aside)."""
@@ -208,6 +216,11 @@ METHOD_ALL_SCALES: dict[tuple[str, str], dict] = {
 }
 
 
+#: Settings of one method at one scale of a data set, applied after every other default: a budget of its own where
+#: the scale's cannot be afforded (each entry says why; the tables mark such cells).
+METHOD_AT_SCALE: dict[tuple[str, str, str], dict] = {}
+
+
 def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: str = "cpu",
                 overrides: dict | None = None, **fields) -> TrainConfig:
     """The config of a run: scale defaults, then method defaults, then explicit fields and overrides.
@@ -226,6 +239,7 @@ def make_config(dataset: str = "polymnist-mini", method: str = "helvae", scale: 
     values.update(METHOD_ALL_SCALES.get((base, method), {}))
     if scale == "paper":
         values.update(METHOD_DEFAULTS.get((base, method), {}))
+    values.update(METHOD_AT_SCALE.get((base, method, scale), {}))
     if METHODS[method].private and not values.get("private_dim"):  # MMVAE+ needs private latents at every scale
         values["private_dim"] = max(values.get("latent_dim", 64) // 2, 2)
         values["latent_dim"] = max(values.get("latent_dim", 64) // 2, 2)
@@ -563,7 +577,8 @@ def check_same_run(cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
-          progress: bool = True, stop_after_steps: int | None = None, until_epoch: int | None = None) -> Path:
+          progress: bool = True, stop_after_steps: int | None = None, until_epoch: int | None = None,
+          extend: bool = False) -> Path:
     """Train (or resume, or skip) the run ``cfg``; return its run folder.
 
     ``stop_after_steps`` simulates an interruption after that many optimiser steps of this call
@@ -571,15 +586,21 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
     ``until_epoch`` returns once that many epochs are done (checkpoint written, run not finished), so a
     caller can evaluate the run part-way (:mod:`poolvae.convergence`) and call again to go on.
     Every epoch's entry in ``metrics.json`` also holds :meth:`MultimodalVAE.diagnostics` on the first test batch
-    (HELVAE's ``pool/*`` numbers, CoDEVAE's subset-weight entropy).
+    (HELVAE's ``pool/*`` numbers, CoDEVAE's subset-weight entropy). ``extend`` lets a run (finished or not) whose
+    config differs in ``epochs`` only go on from its checkpoint to ``cfg.epochs`` (:func:`resumable`); without it such
+    a run is another run and an error says so.
     """
     rel = run_path(cfg)
     run_dir, ckpt = Path(results_dir) / rel, checkpoint_file(cfg, checkpoint_dir)
     metrics_file = run_dir / "metrics.json"
     if metrics_file.exists() and read_json(metrics_file).get("finished"):
-        check_same_run(cfg, run_dir)
-        print(f"skip {rel}: finished")
-        return run_dir
+        done = len(read_json(metrics_file)["epochs"])
+        if not (extend and ckpt.exists() and done < cfg.epochs
+                and resumable(stored_config(read_json(run_dir / "config.json")), cfg, done, extend)):
+            check_same_run(cfg, run_dir)
+            print(f"skip {rel}: finished")
+            return run_dir
+        print(f"extend {rel} from {done} to {cfg.epochs} epochs")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     train_data, test_data = load_data(cfg, "train"), load_data(cfg, "test")
@@ -601,7 +622,7 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
         # onto the CPU first: the weights then copy into the model on its device and the optimiser moves its state
         # there (Adam's step counts stay on the host), whichever device wrote the checkpoint
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if config_differences(stored_config(state["config"]), cfg):
+        if not resumable(stored_config(state["config"]), cfg, state["epoch"], extend):
             raise ValueError(f"checkpoint {ckpt} belongs to another config; delete it to start afresh")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

@@ -53,3 +53,10 @@ def test_run_method_evaluates_every_epoch_and_resumes(tmp_path):
     C.run_method("helvae", epochs=2, every=1, results=tmp_path / "r", checkpoints=tmp_path / "c", scale="ci",
                  stop_on_plateau=False)
     assert C.epoch_file(run_dir, 1).read_bytes() == before  # kept, not redone
+
+
+def test_more_tuples_runs_live_beside_the_main_diagnostic_and_count_equivalent_epochs():
+    results, checkpoints = C.roots(4)
+    assert results == C.ROOT / "tuples=4" and checkpoints == C.CHECKPOINTS / "tuples=4"
+    assert C.roots(1) == (C.ROOT, C.CHECKPOINTS)
+    assert C.config("helvae", 50, tuples=4).tuples == 4 and C.config("helvae").tuples == 1

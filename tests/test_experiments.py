@@ -31,7 +31,8 @@ def _write(root, cfg, ev):
 def test_run_lists_per_scale():
     e = X.get_experiment("hel-table8")
     cpu, paper = e.runs("cpu"), e.runs("paper")
-    assert len(cpu) == 7 * 4 * 1 and len(paper) == 7 * 4 * 3
+    assert len(cpu) == 7 * (3 + 1 + 1 + 1) and len(paper) == 7 * 4 * 3  # cpu: three seeds at beta 2.5 only
+    assert {c.seed for c in cpu if c.beta == 2.5} == {0, 1, 2} and {c.seed for c in cpu if c.beta != 2.5} == {0}
     assert {c.dataset for c in cpu} == {"polymnist-mini"} and {c.dataset for c in paper} == {"polymnist"}
     assert {c.beta for c in X.get_experiment("hel-fig6").runs("cpu")} == {3e-2, 3e-1, 1.0, 2.5, 5.0, 10.0}
     with pytest.raises(ValueError, match="valid: .*hel-table8"):
@@ -80,6 +81,17 @@ def test_summary_over_seeds_with_paper_values_and_render(tmp_path):
     assert (tmp_path / "hel-table7.csv").read_text().count("\n") == 1 + 2 * 4
     assert "\\toprule" in (tmp_path / "hel-table7.tex").read_text()
     assert json.loads((tmp_path / "hel-table7.json").read_text())["runs_found"] == summary["runs_found"]
+
+
+def test_three_seeds_at_the_headline_beta_of_every_polymnist_item_at_cpu():
+    for item in ("hel-table8", "hel-fig3", "hel-fig5", "hel-fig6", "wb-fig3", "hel-table5"):
+        runs = [c for c in X.get_experiment(item).runs("cpu") if c.dataset == "polymnist-mini"]
+        per_cell = {}
+        for c in runs:
+            per_cell.setdefault((c.method, c.beta), set()).add(c.seed)
+        assert all(seeds == ({0, 1, 2} if b == 2.5 else {0}) for (_, b), seeds in per_cell.items()), item
+    assert {c.seed for c in X.get_experiment("hel-table7").runs("cpu")} == {0}  # beta 5 only
+    assert {c.seed for c in X.get_experiment("wb-table1").runs("cpu")} == {0}  # not PolyMNIST
 
 
 def test_seeds_are_averaged(tmp_path, monkeypatch):
@@ -148,7 +160,8 @@ NEW_TABLES = ["hel-table1", "hel-table2", "hel-table3", "hel-table4", "wb-table1
 def test_every_item_runs_on_its_data_set_with_the_papers_settings(item):
     e = X.get_experiment(item)
     cpu, paper = e.runs("cpu"), e.runs("paper")
-    assert {c.seed for c in cpu} == {0} and {c.method for c in cpu} == set(e.methods)
+    assert {c.seed for c in cpu if (c.dataset, c.beta) != ("polymnist-mini", 2.5)} <= {0}  # 0, 1, 2 at the headline
+    assert {c.method for c in cpu} == set(e.methods)
     assert {c.seed for c in paper} == set(range(5 if item.startswith("wb") else 3))
     base = {"cub": "cub", "celeba": "celeba", "mnist-svhn-text": "mnist-svhn-text-mini", "polymnist": "polymnist-mini"}
     if item != "hel-table5":
@@ -168,7 +181,7 @@ def test_every_item_runs_on_its_data_set_with_the_papers_settings(item):
     if item == "hel-table5":
         paths = {X.run_path(c) for c in cpu}
         assert {X.run_path(c) for c in X.get_experiment("hel-table8").runs("cpu")} <= paths
-        assert {c.dataset for c in cpu} == {"polymnist-mini", "cub", "celeba"} and len(cpu) == 7 * (4 + 3 + 3)
+        assert {c.dataset for c in cpu} == {"polymnist-mini", "cub", "celeba"} and len(cpu) == 7 * (4 + 2 + 3 + 3)
 
 
 def _fill(tmp_path, item, value=lambda k: 0.3 + 0.05 * k, quality="fd_classifier"):
@@ -276,7 +289,7 @@ def test_best_beta_selection(tmp_path):
             _evaluation(v, 0.1, 1.0, 1.0) if cfg.dataset == "polymnist-mini" else _fixture_evaluation("celeba", v)
         _write(tmp_path, cfg, ev)
     s = X.render("hel-table5", "cpu", tmp_path)
-    assert s["runs_found"] == 70
+    assert s["runs_found"] == 84  # 7 methods x (PolyMNIST 4 betas + 2 more seeds at 2.5, CUB 3, CelebA 3)
     rows = s["selection"]["polymnist"]["rows"]
     assert rows["helvae"]["ours_beta"] == 2.5 and rows["helvae"]["paper_beta"] == 5.0
     assert s["selection"]["polymnist"]["agree"] == 4 and s["selection"]["polymnist"]["of"] == 7  # 2.5 in Table 5
@@ -451,7 +464,40 @@ def test_list_says_which_items_cannot_run_and_which_data_set_is_absent(tmp_path,
     line = X.status(X.get_experiment("hel-table2"), "cpu", tmp_path, data)
     assert line.startswith("cannot run at cpu: data set celeba absent (`python -m poolvae.datasets --list` says "
                            "where to get it); 0/7 cpu runs evaluated")
-    assert X.status(X.get_experiment("hel-table8"), "cpu", tmp_path, data).startswith("0/28 cpu runs evaluated")
+    assert X.status(X.get_experiment("hel-table8"), "cpu", tmp_path, data).startswith("0/42 cpu runs evaluated")
     assert X.main(["list", "--scale", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "cannot run at cpu: data set cub absent" in out
+
+
+def test_sweep_runs_each_polymnist_run_once_headline_first_and_codevae_last():
+    cfgs = [c for i in X.POLYMNIST_ITEMS for c in X.get_experiment(i).runs("cpu") if c.dataset == "polymnist-mini"]
+    order = X.sweep_order(cfgs)
+    keys = [(c.method, c.beta, c.seed) for c in order]
+    assert len(keys) == len(set(keys)) == len({X.run_path(c) for c in cfgs})  # every run once
+    slow = [c.method in X.SLOW_METHODS for c in order]
+    assert slow == sorted(slow) and any(slow)  # CoDEVAE's runs after every other
+    fast = [k for k in keys if k[0] not in X.SLOW_METHODS]
+    first = [k for k in fast if k[1:] == (2.5, 0)]
+    assert fast[:len(first)] == first and len(first) == 7  # beta 2.5, seed 0 of every other method first
+    later_seeds = [i for i, k in enumerate(fast) if k[2] > 0]
+    main_grid = [i for i, k in enumerate(fast) if k[1] in (1.0, 5.0, 10.0)]
+    assert max(main_grid) < min(later_seeds)  # the grid of Table 8 before the extra seeds
+
+
+def test_sweep_names_an_unknown_item_in_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        X.main(["sweep", "--items", "hel-table8", "hel-table99"])
+    assert e.value.code == 2 and "unknown hel-table99" in capsys.readouterr().err
+
+
+def test_sweep_trains_the_union_once_then_renders_every_item(tmp_path, monkeypatch, capsys):
+    done, rendered = [], []
+    monkeypatch.setattr(X, "check_data", lambda cfgs: None)
+    monkeypatch.setattr(X, "run_one", lambda cfg, *a, **k: done.append(X.run_path(cfg)))
+    monkeypatch.setattr(X, "render", lambda item, *a, **k: rendered.append(item) or {})
+    X.sweep(("hel-fig5", "wb-fig3"), "ci", results_dir=tmp_path, checkpoint_dir=tmp_path / "ckpt")
+    union = {X.run_path(c) for i in ("hel-fig5", "wb-fig3") for c in X.get_experiment(i).runs("ci")}
+    assert sorted(done) == sorted(union) and len(done) == len(union) < 7 + 5  # shared runs trained once
+    assert rendered == ["hel-fig5", "wb-fig3"]
+    assert capsys.readouterr().out.startswith(f"sweep of 2 items: {len(union)} runs at scale ci")

@@ -381,3 +381,27 @@ def test_a_split_loaded_before_in_the_process_is_not_read_again_until_a_file_cha
     os.replace(root / "swap.png", b)
     with pytest.raises(ValueError, match="differ from those .*manifest.json records"):
         pm.load_release(root, "train")
+
+
+def test_more_tuples_per_digit_reuse_every_training_digit_r_times_in_new_pairings(tmp_path, monkeypatch):
+    # On black backgrounds an image is its binarised digit (255 where digit > 128, else 0), so the digits each
+    # modality used can be read back and compared with the training digits the split chose.
+    monkeypatch.setattr(pm, "mini_backgrounds", lambda: tuple(np.zeros((40, 40, 3), np.uint8) for _ in range(5)))
+    r = 3
+    folder = pm.build_polymnist_mini(tmp_path / "x3", 0, *SMALL, tuples_per_digit=r)
+    images, labels, _ = pm.load_release(folder, "train")
+    assert images.shape[0] == r * 10 * SMALL[0] and np.bincount(labels).tolist() == [r * SMALL[0]] * 10
+    digits, all_labels = pm.mini_digits()
+    train, _ = pm.stratified_split(all_labels, *SMALL, np.random.default_rng([0, 0]))
+    wanted = sorted(((digits[i] > pm.BINARISE_THRESHOLD) * 255).astype(np.uint8).tobytes() for i in train) * r
+    for k in range(5):
+        got = sorted(images[:, k, :, :, 0].reshape(len(images), -1)[n].tobytes() for n in range(len(images)))
+        assert got == sorted(wanted), k  # each training digit exactly r times in modality k
+    pairs = {(images[n, 0].tobytes(), images[n, 1].tobytes()) for n in range(len(images))}
+    assert len(pairs) > 10 * SMALL[0]  # the copies are paired anew, not the same tuples repeated
+    one = pm.build_polymnist_mini(tmp_path / "x1", 0, *SMALL)
+    assert _hashes(folder / "test") == _hashes(one / "test")  # the test split does not depend on r
+    assert pm.read_json(folder / "manifest.json")["tuples_per_digit"] == r
+    assert "tuples_per_digit" not in pm.read_json(one / "manifest.json")  # R = 1 builds keep their manifest
+    with pytest.raises(ValueError, match="tuples_per_digit"):
+        pm.build_polymnist_mini(tmp_path / "bad", 0, *SMALL, tuples_per_digit=0)

@@ -58,6 +58,25 @@ def test_a_finished_run_of_another_config_is_not_reused(tmp_path, capsys):
     assert "skip" in capsys.readouterr().out
 
 
+def test_extend_trains_a_finished_run_longer_along_the_same_trajectory(tmp_path, capsys):
+    T.train(_cfg(epochs=2), tmp_path / "a" / "runs", tmp_path / "a" / "ckpt", progress=False)
+    T.train(_cfg(epochs=1), tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False)
+    run = T.train(_cfg(epochs=2), tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False, extend=True)
+    assert "extend ci/polymnist-mini/helvae/beta=1/seed=0 from 1 to 2 epochs" in capsys.readouterr().out
+    wa, wb = _weights(tmp_path / "a" / "ckpt", _cfg(epochs=2)), _weights(tmp_path / "b" / "ckpt", _cfg(epochs=2))
+    for k in wa:
+        assert torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6), k
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["finished"] and [e["epoch"] for e in m["epochs"]] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    with pytest.raises(ValueError, match="another config"):  # any other difference is still another run
+        T.train(_cfg(epochs=3, lr=1e-2), tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False, extend=True)
+    stored = T.make_config("polymnist-mini", "helvae", "ci", epochs=5)
+    assert T.resumable(stored, T.make_config("polymnist-mini", "helvae", "ci", epochs=9), 5, extend=True)
+    assert not T.resumable(stored, T.make_config("polymnist-mini", "helvae", "ci", epochs=4), 5, extend=True)
+    assert not T.resumable(stored, T.make_config("polymnist-mini", "helvae", "ci", epochs=9), 5)
+
+
 def test_finished_run_is_skipped(tmp_path, capsys):
     cfg = _cfg(epochs=1)
     run = T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False)
@@ -82,6 +101,17 @@ def test_config_errors_list_the_valid_choices():
         T.make_config("mnist", "helvae", "ci")
     cfg = T.make_config("polymnist-mini", "helvae", "ci", overrides={"lr": "1e-3", "dreg": "false"})
     assert cfg.lr == 1e-3 and cfg.dreg is False
+
+
+def test_more_tuples_is_a_polymnist_mini_setting_and_a_stored_run_without_it_had_one():
+    assert T.make_config("polymnist", "helvae", "cpu", tuples=4).tuples == 4  # polymnist is the mini set at cpu
+    for dataset, scale in (("polymnist", "paper"), ("mnist-svhn-text-mini", "cpu")):
+        with pytest.raises(ValueError, match="PolyMNIST-mini only"):
+            T.make_config(dataset, "mvae", scale, tuples=2)
+    with pytest.raises(ValueError, match="tuples must be at least 1"):
+        T.check_ranges(T.make_config("polymnist-mini", "helvae", "ci", tuples=0))
+    stored = T.stored_config({"dataset": "polymnist-mini", "method": "helvae", "scale": "cpu"})
+    assert stored.tuples == 1
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
