@@ -1,7 +1,8 @@
 """Calibrate the cpu budget by measurement: train long, evaluate every few epochs, apply a stated rule.
 
-    python -m poolvae.convergence train --epochs 300 --every 20 --jobs 2      # resumable; hours on two cores
-    python -m poolvae.convergence summary                                      # curves + the rule's budget
+    python -m poolvae.convergence train --jobs 2        # resumable; hours on two cores
+    python -m poolvae.convergence summary               # curves + the rule's budget
+    python -m poolvae.convergence train --tuples 1      # the same on the 4,000 tuples (the first diagnostic)
 
 Each PolyMNIST method of HEL Table 8 trains at beta 2.5, seed 0, on PolyMNIST-mini with the cpu scale's settings
 except ``epochs`` (300 by default), into ``results/diagnostics/convergence/runs/...`` (checkpoints under
@@ -29,22 +30,36 @@ from pathlib import Path
 import torch
 
 from .artefacts import RESULTS_DIR, provenance, read_json, write_json
-from .train import CHECKPOINT_DIR, TrainConfig, make_config, run_path, train
+from .train import CHECKPOINT_DIR, METHOD_AT_SCALE, TrainConfig, make_config, run_path, train
 
 ROOT = RESULTS_DIR / "diagnostics" / "convergence"
 CHECKPOINTS = CHECKPOINT_DIR / "diagnostics" / "convergence"
 METHODS = ("mvae", "mmvae", "mopoe", "mmvaeplus", "mwbvae", "helvae", "codevae")
 SECTIONS = "coherence,latent"
 TOL = 0.02  # a method is converged within TOL of its best conditional coherence
+EQUIVALENT_EPOCHS = 300  # the diagnostic's length, in epochs of the 4,000-tuple PolyMNIST-mini (125 steps each)
+EVERY_EQUIVALENT = 20  # evaluated every 20 such epochs (2,500 steps)
 PLATEAU_PATIENCE = 3  # evaluations without a gain of more than TOL / 2 that count as a plateau
 
 
-def config(method: str, epochs: int = 300, beta: float = 2.5, seed: int = 0, dataset: str = "polymnist-mini",
-           scale: str = "cpu", tuples: int = 1) -> TrainConfig:
-    """The diagnostic run of ``method``: the scale's settings with ``epochs`` epochs (of ``tuples`` x the training
-    tuples when ``tuples`` > 1)."""
-    extra = {"tuples": tuples} if tuples != 1 else {}
-    return make_config(dataset, method, scale, beta=beta, seed=seed, epochs=epochs, **extra)
+def default_tuples(scale: str = "cpu") -> int:
+    """The training tuples per digit of PolyMNIST-mini at ``scale`` (what the diagnostic calibrates by default)."""
+    return make_config("polymnist-mini", "helvae", scale).tuples
+
+
+def span(tuples: int | None = None) -> tuple[int, int]:
+    """(epochs, every) of the diagnostic on ``tuples`` x the 4,000 training tuples: up to 300 epochs' worth of steps
+    of the 4,000-tuple set, evaluated every 20 epochs' worth (300 and 20 epochs of it; 75 and 5 with 4x tuples)."""
+    tuples = tuples or default_tuples()
+    return EQUIVALENT_EPOCHS // tuples, EVERY_EQUIVALENT // tuples
+
+
+def config(method: str, epochs: int | None = None, beta: float = 2.5, seed: int = 0, dataset: str = "polymnist-mini",
+           scale: str = "cpu", tuples: int | None = None) -> TrainConfig:
+    """The diagnostic run of ``method``: the scale's settings with ``epochs`` epochs (default :func:`span`'s) of
+    ``tuples`` x the training tuples (default the scale's); a method's own budget (``METHOD_AT_SCALE``) is lifted."""
+    tuples = tuples or default_tuples(scale)
+    return make_config(dataset, method, scale, beta=beta, seed=seed, epochs=epochs or span(tuples)[0], tuples=tuples)
 
 
 def roots(tuples: int = 1) -> tuple[Path, Path]:
@@ -89,7 +104,7 @@ def plateaued(points: list[dict], tol: float = TOL, patience: int = PLATEAU_PATI
 
 
 def run_method(method: str, epochs: int, every: int, results: Path | None = None, checkpoints: Path | None = None,
-               threads: int = 1, stop_on_plateau: bool = True, scale: str = "cpu", tuples: int = 1) -> Path:
+               threads: int = 1, stop_on_plateau: bool = True, scale: str = "cpu", tuples: int | None = None) -> Path:
     """Train ``method``'s diagnostic run, evaluating it every ``every`` epochs; return its run folder
     (``scale="ci"`` for the tests: the ci data set and settings). ``results`` / ``checkpoints`` default to
     :func:`roots` of ``tuples``."""
@@ -97,6 +112,7 @@ def run_method(method: str, epochs: int, every: int, results: Path | None = None
 
     if threads:
         torch.set_num_threads(threads)
+    tuples = tuples or default_tuples(scale)
     results, checkpoints = results or roots(tuples)[0], checkpoints or roots(tuples)[1]
     cfg = config(method, epochs, scale=scale, tuples=tuples)
     run_dir = Path(results) / "runs" / run_path(cfg)
@@ -115,9 +131,12 @@ def run_method(method: str, epochs: int, every: int, results: Path | None = None
     return run_dir
 
 
-def curves(results: Path = ROOT, methods=METHODS, epochs: int = 300, every: int = 20,
-           tuples: int = 1) -> dict[str, list[dict]]:
-    """Every method's evaluated points, in epoch order."""
+def curves(results: Path | None = None, methods=METHODS, epochs: int | None = None, every: int | None = None,
+           tuples: int | None = None) -> dict[str, list[dict]]:
+    """Every method's evaluated points, in epoch order (defaults: :func:`roots` and :func:`span` of ``tuples``)."""
+    tuples = tuples or default_tuples()
+    results = results or roots(tuples)[0]
+    epochs, every = epochs or span(tuples)[0], every or span(tuples)[1]
     out = {}
     for method in methods:
         run_dir = Path(results) / "runs" / run_path(config(method, epochs, tuples=tuples))
@@ -161,6 +180,32 @@ def chart(points: dict[str, list[dict]], pool_log: list[dict] | None = None):
     return fig
 
 
+def tuples_chart(comparison: dict):
+    """Conditional coherence and held-out objective at equal optimiser steps, on the 4,000 tuples (dashed) and on
+    ``comparison["tuples"]`` x as many (solid), one colour per method (:func:`tuples_comparison`'s output)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    from .palette import color
+
+    more = f"{comparison['tuples'] * 4000:,} tuples"
+    rows = [{"method": m, "tuples": label, "equivalent epoch": r["equivalent_epoch"], **r[key]}
+            for m, c in comparison["methods"].items() for r in c["matched"]
+            for key, label in (("base", "4,000 tuples"), ("more", more))]
+    df = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    palette = {m: color(m) for m in comparison["methods"]}
+    for ax, (key, label) in zip(axes, (("conditional_coherence", "conditional coherence"),
+                                       ("test_objective", "held-out objective")), strict=True):
+        sns.lineplot(data=df, x="equivalent epoch", y=key, hue="method", style="tuples", palette=palette,
+                     style_order=[more, "4,000 tuples"], marker="o", ax=ax, legend=ax is axes[0])
+        ax.set(ylabel=label, xlabel="epochs of 4,000 tuples (equal steps)")
+    sns.move_legend(axes[0], "lower right", fontsize=7, title=None)
+    fig.tight_layout()
+    return fig
+
+
 def _ranking(values: dict[str, float]) -> tuple[str, ...]:
     return tuple(sorted(values, key=lambda m: -values[m]))
 
@@ -187,13 +232,13 @@ def calibrated_budget(points: dict[str, list[dict]], tol: float = TOL) -> dict:
     return {"epochs": None, "why": f"no evaluated epoch up to {grid[-1]} meets the rule: train longer"}
 
 
-def early_stopping(points: dict[str, list[dict]], results: Path = ROOT, epochs: int = 300) -> dict:
+def early_stopping(points: dict[str, list[dict]], results: Path, epochs: int, tuples: int) -> dict:
     """What early stopping on the held-out objective would keep: per method, the epoch at which that objective
     peaked and the conditional coherence of the evaluated epoch nearest to it (evaluations are every ``every``
     epochs; ties to the later one), beside the best coherence of the whole curve."""
     out = {}
     for m, pts in points.items():
-        peak = _objective_peak(Path(results) / "runs" / run_path(config(m, epochs)))
+        peak = _objective_peak(Path(results) / "runs" / run_path(config(m, epochs, tuples=tuples)), tuples)
         near = min(pts, key=lambda p: (abs(p["epoch"] - peak["epoch"]), -p["epoch"]))
         best = max(pts, key=lambda p: p["conditional_coherence"])
         out[m] = {"objective_peak_epoch": peak["epoch"], "evaluated_epoch": near["epoch"],
@@ -202,15 +247,29 @@ def early_stopping(points: dict[str, list[dict]], results: Path = ROOT, epochs: 
     return out
 
 
-def summary(results: Path = ROOT, epochs: int = 300, every: int = 20) -> dict:
-    """Curves, the calibrated budget and what early stopping would keep -> ``<results>/summary.json``."""
-    pts = curves(results, METHODS, epochs, every)
-    out = {"item": "convergence", "scale": "cpu", "dataset": "polymnist-mini", "beta": 2.5, "seed": 0,
-           "epochs_max": epochs, "every": every, "tol": TOL, "rule": calibrated_budget.__doc__.split("Returns")[0],
-           "curves": pts, "budget": calibrated_budget(pts), "early_stopping": early_stopping(pts, results, epochs),
-           "missing": [m for m in METHODS if m not in pts], "provenance": provenance(scale="cpu")}
-    out["final"] = not out["missing"]  # a budget from some of the methods is provisional
-    write_json(Path(results) / "summary.json", out)
+def own_budget_methods(scale: str = "cpu") -> list[str]:
+    """Methods trained to a budget of their own at ``scale`` (``METHOD_AT_SCALE``): the calibration need not wait
+    for them (CoDEVAE at cpu)."""
+    return [m for m in METHODS if ("polymnist", m, scale) in METHOD_AT_SCALE]
+
+
+def summary(tuples: int | None = None, epochs: int | None = None, every: int | None = None) -> dict:
+    """Curves, the calibrated budget and what early stopping would keep, on ``tuples`` x the training tuples ->
+    ``<roots(tuples)[0]>/summary.json``. ``final`` once every method without a budget of its own has points."""
+    tuples = tuples or default_tuples()
+    results = roots(tuples)[0]
+    epochs, every = epochs or span(tuples)[0], every or span(tuples)[1]
+    pts = curves(results, METHODS, epochs, every, tuples)
+    budget = calibrated_budget(pts)
+    budget["equivalent_epochs"] = budget["epochs"] * tuples if budget["epochs"] else None
+    out = {"item": "convergence", "scale": "cpu", "dataset": "polymnist-mini", "tuples": tuples, "beta": 2.5,
+           "seed": 0, "epochs_max": epochs, "every": every, "tol": TOL,
+           "rule": calibrated_budget.__doc__.split("Returns")[0], "curves": pts, "budget": budget,
+           "early_stopping": early_stopping(pts, results, epochs, tuples),
+           "missing": [m for m in METHODS if m not in pts], "own_budget": own_budget_methods(),
+           "provenance": provenance(scale="cpu")}
+    out["final"] = not set(out["missing"]) - set(out["own_budget"])  # a budget from some methods is provisional
+    write_json(results / "summary.json", out)
     return out
 
 
@@ -223,23 +282,24 @@ def _objective_peak(run_dir: Path, tuples: int = 1) -> dict:
             "last_test_objective": history[-1]["test_objective"]}
 
 
-def tuples_comparison(tuples: int, epochs: int, every: int, methods=METHODS) -> dict:
-    """The diagnostic on ``tuples`` x the training tuples against the main one, at equal optimiser steps
-    (``equivalent_epoch``): per method, both curves' conditional coherence, latent accuracy and held-out objective at
-    every equivalent epoch both evaluated, and where each held-out objective peaked (the test split is the same).
-    Writes ``<results>/tuples=<R>/comparison.json``."""
+def tuples_comparison(tuples: int, methods=METHODS) -> dict:
+    """The diagnostic on ``tuples`` x the training tuples against the one on the 4,000 tuples, at equal optimiser
+    steps (``equivalent_epoch``): per method, both curves' conditional coherence, latent accuracy and held-out
+    objective at every equivalent epoch both evaluated, and where each held-out objective peaked (the test split is
+    the same). Writes ``<roots(tuples)[0]>/comparison.json``."""
     results = roots(tuples)[0]
-    more = curves(results, methods, epochs, every, tuples)
-    base = curves(ROOT, methods)
-    out = {"item": "convergence-tuples", "tuples": tuples, "epochs": epochs, "every": every, "methods": {}}
+    more = curves(results, methods, tuples=tuples)
+    base = curves(ROOT, methods, tuples=1)
+    out = {"item": "convergence-tuples", "tuples": tuples, "methods": {}}
     for m, pts in more.items():
-        by_epoch = {p["epoch"]: p for p in base.get(m, [])}
+        if m not in base:
+            continue
+        by_epoch = {p["epoch"]: p for p in base[m]}
         out["methods"][m] = {
             "matched": [{"equivalent_epoch": p["equivalent_epoch"], "more": p, "base": by_epoch[p["equivalent_epoch"]]}
                         for p in pts if p["equivalent_epoch"] in by_epoch],
-            "objective_peak": {"more": _objective_peak(results / "runs" / run_path(config(m, epochs, tuples=tuples)),
-                                                       tuples),
-                               "base": _objective_peak(ROOT / "runs" / run_path(config(m)))}}
+            "objective_peak": {"more": _objective_peak(results / "runs" / run_path(config(m, tuples=tuples)), tuples),
+                               "base": _objective_peak(ROOT / "runs" / run_path(config(m, tuples=1)))}}
     out["provenance"] = provenance(scale="cpu")
     write_json(results / "comparison.json", out)
     return out
@@ -250,39 +310,39 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description="Convergence diagnostic that calibrates the cpu budget.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train and evaluate every method's diagnostic run (resumable)")
-    t.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, metavar="METHOD")
-    t.add_argument("--epochs", type=int, default=300)
-    t.add_argument("--every", type=int, default=20)
+    t.add_argument("--methods", nargs="+", default=[m for m in METHODS if m not in own_budget_methods()],
+                   choices=METHODS, metavar="METHOD", help="default: every method without a budget of its own")
+    t.add_argument("--epochs", type=int, default=None, help="default: 300 epochs' worth of steps of 4,000 tuples")
+    t.add_argument("--every", type=int, default=None, help="default: every 20 epochs' worth of steps of 4,000 tuples")
     t.add_argument("--jobs", type=int, default=1, help="runs side by side, one thread each")
-    t.add_argument("--tuples", type=int, default=1,
-                   help="training tuples per digit (R > 1: the more-tuples diagnostic, in .../tuples=R)")
-    s = sub.add_parser("summary", help="write results/diagnostics/convergence/summary.json")
-    s.add_argument("--epochs", type=int, default=300)
-    s.add_argument("--every", type=int, default=20)
-    s.add_argument("--tuples", type=int, default=1,
-                   help="R > 1: compare the more-tuples diagnostic with the main one (.../tuples=R/comparison.json)")
+    s = sub.add_parser("summary", help="write <results>/summary.json (and comparison.json with more tuples)")
+    for q in (t, s):
+        q.add_argument("--tuples", type=int, default=None,
+                       help=f"training tuples per digit (default the cpu scale's, {default_tuples()}; R > 1 lives in "
+                            "results/diagnostics/convergence/tuples=R)")
     a = p.parse_args(argv)
-    if a.tuples < 1:
+    if a.tuples is not None and a.tuples < 1:
         p.error(f"--tuples must be at least 1; got {a.tuples}")
-    if a.command == "summary" and a.tuples > 1:
-        for m, c in tuples_comparison(a.tuples, a.epochs, a.every)["methods"].items():
-            peak = c["objective_peak"]
-            print(f"{m}: held-out objective peaks at equivalent epoch {peak['more']['equivalent_epoch']} with "
-                  f"{a.tuples}x tuples, {peak['base']['equivalent_epoch']} without")
-            for row in c["matched"]:
-                print(f"  equivalent epoch {row['equivalent_epoch']}: coherence "
-                      f"{row['more']['conditional_coherence']:.3f} vs {row['base']['conditional_coherence']:.3f}")
-        return
+    tuples = a.tuples or default_tuples()
     if a.command == "summary":
-        b = summary(epochs=a.epochs, every=a.every)["budget"]
-        state = "" if read_json(ROOT / "summary.json")["final"] else " (provisional: not every method has points yet)"
-        print(f"calibrated budget{state}: {b['epochs']} epochs ({b['why']})")
+        out = summary(tuples)
+        b = out["budget"]
+        state = "" if out["final"] else " (provisional: not every method has points yet)"
+        print(f"calibrated budget{state}: {b['epochs']} epochs of {tuples}x tuples ({b['why']})")
+        if tuples > 1 and curves(ROOT, tuples=1):
+            for m, c in tuples_comparison(tuples)["methods"].items():
+                peak = c["objective_peak"]
+                print(f"{m}: held-out objective peaks at equivalent epoch {peak['more']['equivalent_epoch']} with "
+                      f"{tuples}x tuples, {peak['base']['equivalent_epoch']} without; coherence at equal steps: "
+                      + ", ".join(f"{r['equivalent_epoch']}: {r['more']['conditional_coherence']:.3f} vs "
+                                  f"{r['base']['conditional_coherence']:.3f}" for r in c["matched"]))
         return
-    if a.every <= 0 or a.epochs < a.every:
-        p.error(f"--every must be positive and at most --epochs; got --every {a.every} --epochs {a.epochs}")
+    epochs, every = a.epochs or span(tuples)[0], a.every or span(tuples)[1]
+    if every <= 0 or epochs < every:
+        p.error(f"--every must be positive and at most --epochs; got --every {every} --epochs {epochs}")
     try:
         with ProcessPoolExecutor(max_workers=max(a.jobs, 1)) as pool:
-            for f in [pool.submit(run_method, m, a.epochs, a.every, tuples=a.tuples) for m in a.methods]:
+            for f in [pool.submit(run_method, m, epochs, every, tuples=tuples) for m in a.methods]:
                 f.result()
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume")

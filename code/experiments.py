@@ -42,8 +42,11 @@ from pathlib import Path
 
 from . import paper_numbers
 from .artefacts import RESULTS_DIR, provenance, read_json, write_json
+from .datasets import base_name
 from .train import (
     CHECKPOINT_DIR,
+    METHOD_AT_SCALE,
+    METHOD_AT_SCALE_REASONS,
     RUNS_DIR,
     TrainConfig,
     checkpoint_file,
@@ -841,6 +844,11 @@ def _header(exp: Experiment, scale: str, found: dict, results_dir: Path = RESULT
     if stand_ins:  # polymnist-mini's caveat is in every cpu table's header already
         out["stand_in"] = (f"{', '.join(stand_ins)} is an offline stand-in built on this machine, not the paper's data "
                            "set: only ranks compare with the paper, not values")
+    own = {m: f"{why} ({', '.join(f'{k} {v}' for k, v in METHOD_AT_SCALE[key].items())})"
+           for m in exp.methods for key in [(base_name(exp.dataset), m, scale)]
+           if (why := METHOD_AT_SCALE_REASONS.get(key))}
+    if own:  # a method trained to a budget of its own at this scale: every table says so
+        out["own_budget"] = own
     stale = {str(run_path(c)): r for c in exp.runs(scale)
              if (r := stale_reason(c, run_folder(c, results_dir), CHECKPOINT_DIR))}
     if stale:  # only then: items without stale runs keep their files as they were
@@ -1117,6 +1125,8 @@ def _block_title(beta: str, summary: dict) -> str:
 def _note_lines(summary: dict) -> list[str]:
     """The item's notes and the columns without numbers, as Markdown lines."""
     lines = []
+    for method, why in summary.get("own_budget", {}).items():
+        lines += ["", f"{method} has a budget of its own at this scale: {why}"]
     if summary.get("runs_stale"):
         lines += ["", f"Stale: {len(summary['runs_stale'])} of these runs were made with settings that are no longer "
                   "the defaults; their numbers stand until they are trained again (`--retrain-stale`):"]

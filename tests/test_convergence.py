@@ -60,3 +60,39 @@ def test_more_tuples_runs_live_beside_the_main_diagnostic_and_count_equivalent_e
     assert results == C.ROOT / "tuples=4" and checkpoints == C.CHECKPOINTS / "tuples=4"
     assert C.roots(1) == (C.ROOT, C.CHECKPOINTS)
     assert C.config("helvae", 50, tuples=4).tuples == 4 and C.config("helvae").tuples == 1
+
+
+def _fake_run(root, method, tuples, epochs, every, coherence, objective):
+    """A diagnostic run folder with evaluations every ``every`` epochs (coherence(e)) and objective(e) per epoch."""
+    from poolvae.artefacts import write_json
+    from poolvae.train import run_path
+
+    run_dir = root / "runs" / run_path(C.config(method, epochs, tuples=tuples))
+    write_json(run_dir / "metrics.json", {"finished": False, "epochs": [
+        {"epoch": e, "test_objective": objective(e)} for e in range(1, epochs + 1)]})
+    for e in range(every, epochs + 1, every):
+        write_json(C.epoch_file(run_dir, e), {"metrics": {
+            "coherence": {"conditional": {"overall": coherence(e)}, "unconditional": 0.0},
+            "latent": {"per_subset": {"m0": 0.5}}}})
+
+
+def test_more_tuples_are_compared_at_equal_steps_and_early_stopping_reads_the_objective_peak(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "ROOT", tmp_path)
+    _fake_run(tmp_path, "helvae", 1, 300, 20, lambda e: min(e, 200) / 250, lambda e: -abs(e - 60))  # peak at 60
+    _fake_run(tmp_path / "tuples=4", "helvae", 4, 75, 5, lambda e: min(4 * e, 200) / 240, lambda e: -abs(e - 40))
+    c = C.tuples_comparison(4)["methods"]["helvae"]
+    assert [r["equivalent_epoch"] for r in c["matched"]] == list(range(20, 301, 20))
+    row = c["matched"][0]  # 5 epochs of 16,000 tuples = 20 of 4,000: the same number of steps
+    assert row["more"]["epoch"] == 5 and row["base"]["epoch"] == 20
+    assert row["more"]["conditional_coherence"] == pytest.approx(20 / 240)
+    assert c["objective_peak"]["base"]["equivalent_epoch"] == 60 and c["objective_peak"]["more"]["epoch"] == 40
+    assert c["objective_peak"]["more"]["equivalent_epoch"] == 160
+    s = C.summary(tuples=1)
+    stop = s["early_stopping"]["helvae"]
+    assert stop["objective_peak_epoch"] == 60 and stop["evaluated_epoch"] == 60
+    assert stop["conditional_coherence"] == pytest.approx(60 / 250) and stop["best_conditional_coherence"] == 0.8
+    assert s["own_budget"] == ["codevae"] and "codevae" in s["missing"] and "mopoe" in s["missing"]
+    assert not s["final"]  # mopoe and the others without a budget of their own have no points
+    s4 = C.summary(tuples=4)
+    assert s4["tuples"] == 4 and s4["epochs_max"] == 75 and s4["every"] == 5
+    assert (tmp_path / "tuples=4" / "summary.json").exists()

@@ -501,3 +501,17 @@ def test_sweep_trains_the_union_once_then_renders_every_item(tmp_path, monkeypat
     assert sorted(done) == sorted(union) and len(done) == len(union) < 7 + 5  # shared runs trained once
     assert rendered == ["hel-fig5", "wb-fig3"]
     assert capsys.readouterr().out.startswith(f"sweep of 2 items: {len(union)} runs at scale ci")
+
+
+def test_a_method_with_a_budget_of_its_own_is_named_in_every_table_it_is_in(tmp_path):
+    from poolvae import train as T
+
+    key = ("polymnist", "codevae", "cpu")
+    assert X.make_config("polymnist-mini", "codevae", "cpu").epochs == T.METHOD_AT_SCALE[key]["epochs"]
+    assert X.make_config("polymnist-mini", "codevae", "ci").epochs == X.make_config("polymnist-mini", "mvae", "ci").epochs
+    for cfg in X.get_experiment("hel-table8").runs("cpu"):
+        _write(tmp_path, cfg, _evaluation(0.5, 0.1, 1.0, 1.0))
+    s = X.render("hel-table8", "cpu", tmp_path)
+    assert set(s["own_budget"]) == {"codevae"} and "decodes every subset" in s["own_budget"]["codevae"]
+    assert "codevae has a budget of its own at this scale" in (tmp_path / "hel-table8.md").read_text()
+    assert "own_budget" not in X.render("wb-fig3", "cpu", tmp_path)  # no CoDEVAE there
