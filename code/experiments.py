@@ -52,6 +52,7 @@ from .train import (
     checkpoint_file,
     config_differences,
     make_config,
+    resumable,
     run_path,
     stored_config,
     train,
@@ -518,11 +519,23 @@ def stale_reason(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPO
     return ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items()) or None
 
 
+def extendable(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> bool:
+    """Whether the finished run in ``run_dir`` becomes run ``cfg`` by training on from its checkpoint: it differs in
+    ``epochs`` only, has fewer of them, and its checkpoint is here (:func:`poolvae.train.resumable`)."""
+    metrics, config = Path(run_dir) / "metrics.json", Path(run_dir) / "config.json"
+    if not (metrics.exists() and config.exists() and checkpoint_file(cfg, checkpoint_dir).exists()):
+        return False
+    done = len(read_json(metrics)["epochs"])
+    return resumable(stored_config(read_json(config)), cfg, done, extend=True)
+
+
 def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
             evaluate_kwargs: dict | None = None, progress: bool = False, retrain_stale: bool = False) -> Path:
     """Train (or resume, or skip) one run, then evaluate it (skipped when up to date).
 
-    A stale run (:func:`stale_reason`) is kept as it is, or deleted and trained again with ``retrain_stale``.
+    A stale run (:func:`stale_reason`) is kept as it is, or with ``retrain_stale`` brought up to date: trained on
+    from its checkpoint when only its number of epochs grew (:func:`poolvae.train.resumable`: the same trajectory,
+    longer; then evaluated again), else deleted and trained again.
     """
     import shutil
 
@@ -533,11 +546,15 @@ def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path
     if reason and not retrain_stale:
         print(f"keep {run_dir}: stale ({reason}); --retrain-stale trains it again", flush=True)
         return run_dir / "evaluation.json"
+    extend = bool(reason) and extendable(cfg, run_dir, checkpoint_dir)
     if reason:
-        print(f"retrain {run_dir}: stale ({reason})", flush=True)
-        shutil.rmtree(run_dir)
-        checkpoint_file(cfg, checkpoint_dir).unlink(missing_ok=True)
-    run_dir = train(cfg, results_dir, checkpoint_dir, progress=progress)
+        print(f"{'extend' if extend else 'retrain'} {run_dir}: stale ({reason})", flush=True)
+        if not extend:
+            shutil.rmtree(run_dir)
+            checkpoint_file(cfg, checkpoint_dir).unlink(missing_ok=True)
+    run_dir = train(cfg, results_dir, checkpoint_dir, progress=progress, extend=extend)
+    if extend:
+        evaluate_kwargs = {**(evaluate_kwargs or {}), "force": True}  # the evaluation is of the shorter run
     return evaluate_run(run_dir, checkpoint_dir=checkpoint_dir, progress=progress, **(evaluate_kwargs or {}))
 
 
@@ -570,7 +587,10 @@ def run_state(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOIN
     metrics = run_dir / "metrics.json"
     if metrics.exists() and read_json(metrics).get("finished"):
         if stale_reason(cfg, run_dir, checkpoint_dir):
-            return "retraining (stale), then evaluating" if retrain_stale else "kept (stale; --retrain-stale redoes it)"
+            if not retrain_stale:
+                return "kept (stale; --retrain-stale redoes it)"
+            return ("training on to more epochs (stale), then evaluating" if extendable(cfg, run_dir, checkpoint_dir)
+                    else "retraining (stale), then evaluating")
         if (run_dir / "evaluation.json").exists():
             return "trained; checking its evaluation is up to date"
         return "trained; evaluating"

@@ -515,3 +515,21 @@ def test_a_method_with_a_budget_of_its_own_is_named_in_every_table_it_is_in(tmp_
     assert set(s["own_budget"]) == {"codevae"} and "decodes every subset" in s["own_budget"]["codevae"]
     assert "codevae has a budget of its own at this scale" in (tmp_path / "hel-table8.md").read_text()
     assert "own_budget" not in X.render("wb-fig3", "cpu", tmp_path)  # no CoDEVAE there
+
+
+@pytest.mark.slow
+def test_retrain_stale_trains_a_run_on_when_only_its_epochs_grew(tmp_path, capsys):
+    short = X.make_config("polymnist-mini", "helvae", "ci", epochs=1)
+    longer = X.make_config("polymnist-mini", "helvae", "ci", epochs=2)
+    runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
+    X.run_one(short, runs, ckpt)
+    run_dir = runs / run_path(longer)
+    assert X.stale_reason(longer, run_dir, ckpt) == "epochs: 1 there, 2 now" and X.extendable(longer, run_dir, ckpt)
+    assert X.run_state(longer, runs, ckpt, retrain_stale=True).startswith("training on to more epochs")
+    X.run_one(longer, runs, ckpt, retrain_stale=True)
+    assert "extend " in capsys.readouterr().out
+    assert len(json.loads((run_dir / "metrics.json").read_text())["epochs"]) == 2
+    assert json.loads((run_dir / "evaluation.json").read_text())["run"]["epochs"] == 2  # evaluated again
+    assert X.stale_reason(longer, run_dir, ckpt) is None
+    other = X.make_config("polymnist-mini", "helvae", "ci", epochs=3, lr=1e-2)  # not only epochs: trained afresh
+    assert not X.extendable(other, run_dir, ckpt)
