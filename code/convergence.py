@@ -23,14 +23,25 @@ confirm E (a curve still rising at the last evaluation gives no budget). ``summa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
-from .artefacts import RESULTS_DIR, provenance, read_json, write_json
-from .train import CHECKPOINT_DIR, METHOD_AT_SCALE, TrainConfig, make_config, run_path, train
+from .artefacts import RESULTS_DIR, provenance, read_json, repo_relative, write_json
+from .train import (
+    CHECKPOINT_DIR,
+    METHOD_AT_SCALE,
+    TrainConfig,
+    checkpoint_file,
+    config_differences,
+    make_config,
+    run_path,
+    stored_config,
+    train,
+)
 
 ROOT = RESULTS_DIR / "diagnostics" / "convergence"
 CHECKPOINTS = CHECKPOINT_DIR / "diagnostics" / "convergence"
@@ -123,12 +134,71 @@ def run_method(method: str, epochs: int, every: int, results: Path | None = None
             evaluate_run(run_dir, overrides={"sections": SECTIONS}, checkpoint_dir=checkpoints, progress=False,
                          allow_unfinished=True, out_name=epoch_file(run_dir, e).name, samples=False)
             print(f"{method}: epoch {e} evaluated", flush=True)
+        keep_snapshot(cfg, checkpoints, e)
         points.append(read_point(run_dir, e, tuples))
         if stop_on_plateau and plateaued(points):
             print(f"{method}: plateaued at epoch {e}", flush=True)
             write_json(run_dir / "plateau.json", {"epoch": e, "rule": plateaued.__doc__.split("(")[0].strip()})
             break
     return run_dir
+
+
+def snapshot_file(cfg: TrainConfig, checkpoints: Path, epoch: int) -> Path:
+    """Where the diagnostic keeps run ``cfg``'s checkpoint after ``epoch`` epochs (beside its ``last.pt``)."""
+    return checkpoint_file(cfg, checkpoints).with_name(f"epoch={epoch:03d}.pt")
+
+
+def keep_snapshot(cfg: TrainConfig, checkpoints: Path, epoch: int) -> None:
+    """Copy the run's checkpoint after ``epoch`` epochs to :func:`snapshot_file` (once), so that a run of the
+    calibrated budget can start from it (:func:`seed_run`) instead of training the same steps again."""
+    import shutil
+
+    last, snap = checkpoint_file(cfg, checkpoints), snapshot_file(cfg, checkpoints, epoch)
+    if snap.exists() or not last.exists():
+        return
+    if torch.load(last, map_location="cpu", weights_only=False)["epoch"] == epoch:
+        tmp = snap.with_suffix(".tmp")
+        shutil.copyfile(last, tmp)
+        tmp.replace(snap)
+
+
+def diagnostic_run(cfg: TrainConfig) -> tuple[Path, Path] | None:
+    """(run folder, checkpoints root) of the convergence diagnostic run that is run ``cfg`` but for its number of
+    epochs (same method, beta, seed and every other setting), or None: the diagnostic trains the same trajectory,
+    so its checkpoint after ``cfg.epochs`` epochs is ``cfg``'s finished run."""
+    results, checkpoints = roots(cfg.tuples)
+    run_dir = results / "runs" / run_path(cfg)
+    if not (run_dir / "config.json").exists():
+        return None
+    diff = config_differences(stored_config(read_json(run_dir / "config.json")), cfg)
+    return (run_dir, checkpoints) if set(diff) <= {"epochs"} else None
+
+
+def seed_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> bool:
+    """Make run ``cfg`` (absent from ``runs_dir``) from the diagnostic's snapshot after ``cfg.epochs`` epochs: its
+    checkpoint becomes the run's ``last.pt`` and its history up to that epoch the run's ``metrics.json`` (finished);
+    evaluation is then the caller's, as for any finished run. Returns whether a snapshot was there."""
+    found = diagnostic_run(cfg)
+    if found is None:
+        return False
+    diag_dir, checkpoints = found
+    snap = snapshot_file(cfg, checkpoints, cfg.epochs)
+    if not snap.exists():
+        return False
+    state = torch.load(snap, map_location="cpu", weights_only=False)
+    state["config"] = dataclasses.asdict(cfg)
+    run_dir, ckpt = Path(runs_dir) / run_path(cfg), checkpoint_file(cfg, checkpoint_dir)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(ckpt)
+    history = [e for e in read_json(diag_dir / "metrics.json")["epochs"] if e["epoch"] <= cfg.epochs]
+    write_json(run_dir / "config.json", dataclasses.asdict(cfg))
+    write_json(run_dir / "environment.json", {**read_json(diag_dir / "environment.json"),
+                                              "from_convergence_diagnostic": repo_relative(snap)})
+    write_json(run_dir / "metrics.json", {"finished": True, "epochs": history, "final": history[-1]})
+    print(f"seed {run_path(cfg)} from the convergence diagnostic's epoch {cfg.epochs}", flush=True)
+    return True
 
 
 def curves(results: Path | None = None, methods=METHODS, epochs: int | None = None, every: int | None = None,

@@ -552,6 +552,10 @@ def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path
         if not extend:
             shutil.rmtree(run_dir)
             checkpoint_file(cfg, checkpoint_dir).unlink(missing_ok=True)
+    if not (run_dir / "metrics.json").exists() and not checkpoint_file(cfg, checkpoint_dir).exists():
+        from .convergence import seed_run  # the diagnostic may have trained this very run already
+
+        seed_run(cfg, results_dir, checkpoint_dir)
     run_dir = train(cfg, results_dir, checkpoint_dir, progress=progress, extend=extend)
     if extend:
         evaluate_kwargs = {**(evaluate_kwargs or {}), "force": True}  # the evaluation is of the shorter run
@@ -660,13 +664,17 @@ SLOW_METHODS = ("codevae",)
 def sweep_order(cfgs: list[TrainConfig]) -> list[TrainConfig]:
     """The runs of several items once each, in the order that makes results useful soonest: the headline beta's
     first seed, then the other betas of the main grid (1, 5, 10), then the headline's other seeds, then the rest
-    (the extra betas of hel-fig6, HEL Table 7's learned weights); methods of :data:`SLOW_METHODS` after all others."""
+    (the extra betas of hel-fig6, HEL Table 7's learned weights); then the runs the convergence diagnostic is
+    training anyway (:func:`poolvae.convergence.diagnostic_run`: they start from its checkpoint, so by then it has
+    passed their epochs); methods of :data:`SLOW_METHODS` after all others."""
+    from .convergence import diagnostic_run
+
     unique = list({run_path(c): c for c in cfgs}.values())
 
     def rank(c: TrainConfig) -> tuple:
         group = (0 if c.beta == HEADLINE_BETA and c.seed == 0 else 1 if c.beta in (1.0, 5.0, 10.0) and c.seed == 0
                  else 2 if c.beta == HEADLINE_BETA else 3)
-        return (c.method in SLOW_METHODS, group)
+        return (c.method in SLOW_METHODS, diagnostic_run(c) is not None, group)
 
     return sorted(unique, key=rank)  # stable: each group keeps the items' own order
 

@@ -1,5 +1,7 @@
 """The convergence diagnostic: part-way evaluations of a resumable run, and the calibration rule by hand."""
 
+import json
+
 import pytest
 
 from poolvae import convergence as C
@@ -96,3 +98,35 @@ def test_more_tuples_are_compared_at_equal_steps_and_early_stopping_reads_the_ob
     s4 = C.summary(tuples=4)
     assert s4["tuples"] == 4 and s4["epochs_max"] == 75 and s4["every"] == 5
     assert (tmp_path / "tuples=4" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_a_run_of_the_calibrated_budget_starts_from_the_diagnostics_snapshot(tmp_path, monkeypatch):
+    import torch
+
+    from poolvae import experiments as X
+    from poolvae.train import checkpoint_file, run_path
+
+    monkeypatch.setattr(C, "ROOT", tmp_path / "diag")
+    monkeypatch.setattr(C, "CHECKPOINTS", tmp_path / "diag-ckpt")
+    C.run_method("helvae", epochs=2, every=1, scale="ci", stop_on_plateau=False)
+    diag = C.config("helvae", 2, scale="ci")
+    for e in (1, 2):
+        assert C.snapshot_file(diag, tmp_path / "diag-ckpt", e).exists()
+    # the sweep's run of one epoch is the diagnostic's first epoch: same weights, and it comes last in the sweep
+    cfg = X.make_config("polymnist-mini", "helvae", "ci", beta=2.5, seed=0, epochs=1)
+    assert C.diagnostic_run(cfg) is not None
+    runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
+    X.run_one(cfg, runs, ckpt)
+    snap = torch.load(C.snapshot_file(diag, tmp_path / "diag-ckpt", 1), weights_only=False)["model"]
+    mine = torch.load(checkpoint_file(cfg, ckpt), weights_only=False)["model"]
+    assert all(torch.equal(snap[k], mine[k]) for k in snap)
+    run_dir = runs / run_path(cfg)
+    assert json.loads((run_dir / "metrics.json").read_text())["finished"]
+    assert json.loads((run_dir / "evaluation.json").read_text())["run"]["epochs"] == 1
+    assert "from_convergence_diagnostic" in json.loads((run_dir / "environment.json").read_text())
+    assert X.stale_reason(cfg, run_dir, ckpt) is None
+    # trained directly, the same run has the same weights (the diagnostic's trajectory is the run's)
+    X.train(cfg, tmp_path / "direct", tmp_path / "direct-ckpt", progress=False)
+    direct = torch.load(checkpoint_file(cfg, tmp_path / "direct-ckpt"), weights_only=False)["model"]
+    assert all(torch.allclose(direct[k].float(), mine[k].float(), atol=1e-6) for k in mine)

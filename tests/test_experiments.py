@@ -470,7 +470,12 @@ def test_list_says_which_items_cannot_run_and_which_data_set_is_absent(tmp_path,
     assert "cannot run at cpu: data set cub absent" in out
 
 
-def test_sweep_runs_each_polymnist_run_once_headline_first_and_codevae_last():
+def test_sweep_runs_each_polymnist_run_once_headline_first_and_codevae_last(tmp_path, monkeypatch):
+    import dataclasses
+
+    from poolvae import convergence
+
+    monkeypatch.setattr(convergence, "ROOT", tmp_path)  # no convergence diagnostic yet
     cfgs = [c for i in X.POLYMNIST_ITEMS for c in X.get_experiment(i).runs("cpu") if c.dataset == "polymnist-mini"]
     order = X.sweep_order(cfgs)
     keys = [(c.method, c.beta, c.seed) for c in order]
@@ -483,6 +488,13 @@ def test_sweep_runs_each_polymnist_run_once_headline_first_and_codevae_last():
     later_seeds = [i for i, k in enumerate(fast) if k[2] > 0]
     main_grid = [i for i, k in enumerate(fast) if k[1] in (1.0, 5.0, 10.0)]
     assert max(main_grid) < min(later_seeds)  # the grid of Table 8 before the extra seeds
+    # a diagnostic run of HELVAE at beta 2.5 (the same config but its epochs): that run waits until CoDEVAE's
+    diag = convergence.config("helvae", tuples=order[0].tuples)
+    for root in (tmp_path, tmp_path / f"tuples={diag.tuples}"):
+        (root / "runs" / run_path(diag)).mkdir(parents=True)
+        (root / "runs" / run_path(diag) / "config.json").write_text(json.dumps(dataclasses.asdict(diag)))
+    keys = [(c.method, c.beta, c.seed) for c in X.sweep_order(cfgs)]
+    assert keys.index(("helvae", 2.5, 0)) == keys.index(("codevae", 2.5, 0)) - 1
 
 
 def test_sweep_names_an_unknown_item_in_one_line(capsys):
