@@ -530,8 +530,10 @@ def extendable(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPOIN
 
 
 def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
-            evaluate_kwargs: dict | None = None, progress: bool = False, retrain_stale: bool = False) -> Path:
-    """Train (or resume, or skip) one run, then evaluate it (skipped when up to date).
+            evaluate_kwargs: dict | None = None, progress: bool = False, retrain_stale: bool = False,
+            evaluate: bool = True) -> Path:
+    """Train (or resume, or skip) one run, then evaluate it (skipped when up to date; not at all without
+    ``evaluate``, which returns the run folder).
 
     A stale run (:func:`stale_reason`) is kept as it is, or with ``retrain_stale`` brought up to date: trained on
     from its checkpoint when only its number of epochs grew (:func:`poolvae.train.resumable`: the same trajectory,
@@ -557,6 +559,8 @@ def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path
 
         seed_run(cfg, results_dir, checkpoint_dir)
     run_dir = train(cfg, results_dir, checkpoint_dir, progress=progress, extend=extend)
+    if not evaluate:
+        return run_dir
     if extend:
         evaluate_kwargs = {**(evaluate_kwargs or {}), "force": True}  # the evaluation is of the shorter run
     return evaluate_run(run_dir, checkpoint_dir=checkpoint_dir, progress=progress, **(evaluate_kwargs or {}))
@@ -627,8 +631,8 @@ def _one_thread(enabled: bool):
 
 
 def _single_threaded_worker() -> None:
-    """Initialiser of the ``local`` executor's workers at the ``ci`` scale: one torch and one BLAS thread each, so
-    ``--jobs 2`` puts one run on each of two cores (:func:`_one_thread` says why)."""
+    """Initialiser of the ``local`` executor's workers at the ``ci`` scale or with several jobs: one torch and one
+    BLAS thread each, so ``--jobs 2`` puts one run on each of two cores (:func:`_one_thread` says why)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -681,28 +685,30 @@ def sweep_order(cfgs: list[TrainConfig]) -> list[TrainConfig]:
 
 def sweep(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu", jobs: int = 1, executor: str = "serial",
           results_dir: Path = RESULTS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR, retrain_stale: bool = False,
-          datasets: tuple[str, ...] = ("polymnist-mini", "polymnist")) -> dict[str, dict]:
+          datasets: tuple[str, ...] = ("polymnist-mini", "polymnist"), train_only: bool = False) -> dict[str, dict]:
     """Every run of ``items`` on ``datasets`` at ``scale`` in one pool (:func:`sweep_order`), then each item
     rendered; returns {item: summary}. ``make sweep-polymnist SCALE=cpu JOBS=2`` is the cpu sweep of issue #18:
-    hours on two cores, resumable (finished runs are kept, an interrupted one resumes from its checkpoint)."""
+    hours on two cores, resumable (finished runs are kept, an interrupted one resumes from its checkpoint).
+    ``train_only`` trains and renders nothing else: while a budget is provisional, runs trained now go on to the
+    final one later (:func:`extendable`) and are evaluated once, then."""
     for item in items:
         get_experiment(item)  # an unknown id fails before anything runs
     cfgs = sweep_order([c for item in items for c in get_experiment(item).runs(scale) if c.dataset in datasets])
     execute(f"sweep of {len(items)} items", cfgs, scale, jobs, executor, results_dir, checkpoint_dir, None,
-            retrain_stale)
-    return {item: render(item, scale, results_dir) for item in items}
+            retrain_stale, evaluate=not train_only)
+    return {} if train_only else {item: render(item, scale, results_dir) for item in items}
 
 
 def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, executor: str = "serial",
             results_dir: Path = RESULTS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR, evaluate_kwargs: dict | None = None,
-            retrain_stale: bool = False) -> None:
-    """Train and evaluate the runs ``cfgs`` (each with :func:`run_one`), one line per run with an ETA;
-    ``executor`` ``serial``, ``local`` (``jobs`` processes) or ``slurm``."""
+            retrain_stale: bool = False, evaluate: bool = True) -> None:
+    """Train and evaluate the runs ``cfgs`` (each with :func:`run_one`; only train them without ``evaluate``), one
+    line per run with an ETA; ``executor`` ``serial``, ``local`` (``jobs`` processes) or ``slurm``."""
     import time
 
     check_data(cfgs)
     runs_dir = Path(results_dir) / "runs"
-    args = [(c, runs_dir, Path(checkpoint_dir), evaluate_kwargs, False, retrain_stale) for c in cfgs]
+    args = [(c, runs_dir, Path(checkpoint_dir), evaluate_kwargs, False, retrain_stale, evaluate) for c in cfgs]
     n = len(cfgs)
     print(f"{label}: {n} runs at scale {scale} ({executor}, jobs={jobs})", flush=True)
     start = time.perf_counter()
@@ -722,8 +728,8 @@ def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, exec
                     worked.append(time.perf_counter() - t0)
     elif executor == "local":
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_single_threaded_worker if scale == "ci" else None) \
-                as pool:
+        one_thread = scale == "ci" or jobs > 1  # several runs side by side: one thread each, one run per core
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_single_threaded_worker if one_thread else None) as pool:
             futures = {pool.submit(run_one, *a): a[0] for a in args}
             for i, f in enumerate(as_completed(futures), 1):
                 f.result()
@@ -740,7 +746,8 @@ def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, exec
             print(f"run {i}/{n} {run_path(c)}: done (slurm job {j.job_id})", flush=True)
     else:
         raise ValueError(f"unknown executor {executor!r}; valid: serial, local, slurm")
-    print(f"{label}: {n} runs done in {_duration(time.perf_counter() - start)}; rendering", flush=True)
+    print(f"{label}: {n} runs done in {_duration(time.perf_counter() - start)}"
+          + ("; rendering" if evaluate else " (trained, not evaluated)"), flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1393,6 +1400,8 @@ def main(argv=None) -> int:
     sw.add_argument("--executor", default="serial", choices=["serial", "local", "slurm"])
     sw.add_argument("--retrain-stale", action="store_true",
                     help="delete and train again the runs made with settings that are no longer the defaults")
+    sw.add_argument("--train-only", action="store_true",
+                    help="train, evaluate nothing (a provisional budget: the runs go on to the final one later)")
     parsers = {}
     for name in ("reproduce", "render"):
         s = parsers[name] = sub.add_parser(name)
@@ -1422,7 +1431,7 @@ def main(argv=None) -> int:
         if bad:
             sw.error(f"--items: unknown {', '.join(bad)}; valid: {', '.join(EXPERIMENTS)}")
         try:
-            sweep(tuple(a.items), a.scale, a.jobs, a.executor, retrain_stale=a.retrain_stale)
+            sweep(tuple(a.items), a.scale, a.jobs, a.executor, retrain_stale=a.retrain_stale, train_only=a.train_only)
         except (FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1

@@ -61,7 +61,9 @@ def test_more_tuples_runs_live_beside_the_main_diagnostic_and_count_equivalent_e
     results, checkpoints = C.roots(4)
     assert results == C.ROOT / "tuples=4" and checkpoints == C.CHECKPOINTS / "tuples=4"
     assert C.roots(1) == (C.ROOT, C.CHECKPOINTS)
-    assert C.config("helvae", 50, tuples=4).tuples == 4 and C.config("helvae").tuples == 1
+    assert C.config("helvae", 50, tuples=1).tuples == 1 and C.config("helvae").tuples == C.default_tuples() == 4
+    assert C.span(4) == (75, 5) and C.span(1) == (300, 20)  # 300 and 20 epochs' worth of steps of 4,000 tuples
+    assert C.config("helvae").epochs == 75 and C.config("codevae").epochs == 75  # CoDEVAE's own budget is lifted
 
 
 def _fake_run(root, method, tuples, epochs, every, coherence, objective):

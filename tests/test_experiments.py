@@ -545,3 +545,13 @@ def test_retrain_stale_trains_a_run_on_when_only_its_epochs_grew(tmp_path, capsy
     assert X.stale_reason(longer, run_dir, ckpt) is None
     other = X.make_config("polymnist-mini", "helvae", "ci", epochs=3, lr=1e-2)  # not only epochs: trained afresh
     assert not X.extendable(other, run_dir, ckpt)
+
+
+def test_a_train_only_sweep_evaluates_and_renders_nothing(tmp_path, monkeypatch, capsys):
+    calls, rendered = [], []
+    monkeypatch.setattr(X, "check_data", lambda cfgs: None)
+    monkeypatch.setattr(X, "run_one", lambda cfg, *a: calls.append(a[-1]))  # the last argument: evaluate
+    monkeypatch.setattr(X, "render", lambda item, *a, **k: rendered.append(item) or {})
+    assert X.sweep(("hel-table7",), "ci", results_dir=tmp_path, checkpoint_dir=tmp_path / "c", train_only=True) == {}
+    assert calls == [False, False] and rendered == []
+    assert "(trained, not evaluated)" in capsys.readouterr().out
