@@ -180,7 +180,7 @@ BUDGET_CHECKPOINTS = checkpoints/diagnostics/epochs=$(BUDGET_EPOCHS)
 diagnose-budget: setup  ## BUDGET_METHODS (HEL Table 8's but CoDEVAE; ~3 h) at beta 2.5 for BUDGET_EPOCHS=180 epochs, 3x cpu, in results/diagnostics
 	for m in $(BUDGET_METHODS); do \
 	  $(PY) -m poolvae.train --dataset polymnist-mini --method $$m --beta 2.5 --seed 0 --scale cpu \
-	    --set epochs=$(BUDGET_EPOCHS) --runs-dir $(BUDGET_RESULTS)/runs --checkpoint-dir $(BUDGET_CHECKPOINTS) && \
+	    --set epochs=$(BUDGET_EPOCHS) tuples=1 --runs-dir $(BUDGET_RESULTS)/runs --checkpoint-dir $(BUDGET_CHECKPOINTS) && \
 	  $(PY) -m poolvae.evaluate $(BUDGET_RESULTS)/runs/cpu/polymnist-mini/$$m/beta=2.5/seed=0 \
 	    --checkpoint-dir $(BUDGET_CHECKPOINTS) || exit 1; \
 	done
