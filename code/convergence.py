@@ -37,6 +37,7 @@ from .train import (
     TrainConfig,
     checkpoint_file,
     config_differences,
+    in_worker,
     make_config,
     run_path,
     stored_config,
@@ -412,7 +413,7 @@ def main(argv=None) -> None:
         p.error(f"--every must be positive and at most --epochs; got --every {every} --epochs {epochs}")
     try:
         with ProcessPoolExecutor(max_workers=max(a.jobs, 1)) as pool:
-            for f in [pool.submit(run_method, m, epochs, every, tuples=tuples) for m in a.methods]:
+            for f in [pool.submit(in_worker, run_method, m, epochs, every, tuples=tuples) for m in a.methods]:
                 f.result()
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume")

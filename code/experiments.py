@@ -51,6 +51,7 @@ from .train import (
     TrainConfig,
     checkpoint_file,
     config_differences,
+    in_worker,
     make_config,
     resumable,
     run_path,
@@ -730,7 +731,7 @@ def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, exec
         from concurrent.futures import ProcessPoolExecutor, as_completed
         one_thread = scale == "ci" or jobs > 1  # several runs side by side: one thread each, one run per core
         with ProcessPoolExecutor(max_workers=jobs, initializer=_single_threaded_worker if one_thread else None) as pool:
-            futures = {pool.submit(run_one, *a): a[0] for a in args}
+            futures = {pool.submit(in_worker, run_one, *a): a[0] for a in args}
             for i, f in enumerate(as_completed(futures), 1):
                 f.result()
                 took = time.perf_counter() - start

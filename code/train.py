@@ -776,6 +776,24 @@ def beta_argument(text: str) -> float:
     return beta
 
 
+def in_worker(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a process-pool worker, where an interrupt ends the worker process.
+
+    :func:`train` turns Ctrl-C and SIGTERM into a KeyboardInterrupt once its checkpoint is saved; inside a
+    ``ProcessPoolExecutor`` worker that exception would only fail the task, and the worker would take the next
+    queued run, training on after its parent was stopped (two processes then wrote the same checkpoint). Here the
+    worker exits (status 130) instead; the runs resume from their checkpoints when the command is run again.
+    """
+    import sys
+
+    try:
+        return fn(*args, **kwargs)
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
 def check_ranges(cfg: TrainConfig) -> None:
     """Raise a ValueError naming the first field of ``cfg`` out of its range (``--set`` can set any of them): beta and
     lr finite and above 0, sizes and counts at least 1, limits and the seed at least 0."""

@@ -524,3 +524,22 @@ def test_a_damaged_mini_set_stops_training_with_one_line_that_says_how_to_rebuil
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("error: PolyMNIST-mini: ") and "`make data-mini`" in out[0]
     assert "extract" not in out[0]
+
+
+def _interrupted_task():
+    raise KeyboardInterrupt("stopped")
+
+
+def test_an_interrupted_pool_worker_exits_instead_of_taking_the_next_run():
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(T.in_worker, _interrupted_task)
+        second = pool.submit(T.in_worker, int, "7")  # queued behind it: must not run in the stopped worker
+        with pytest.raises(BrokenProcessPool):
+            first.result()
+        with pytest.raises(BrokenProcessPool):
+            second.result()
+    with ProcessPoolExecutor(max_workers=1) as pool:  # without an interrupt it is the plain call
+        assert pool.submit(T.in_worker, int, "7").result() == 7
