@@ -95,9 +95,12 @@ def item(name: str, scale: str, results: Path) -> dict:
 
 
 def stale_note(d: dict) -> str:
-    """How many of an item's runs are stale, for a verdict's reason ('' when none)."""
+    """How many of an item's runs are stale, and which methods trained to a budget of their own, for a verdict's
+    reason ('' when neither)."""
     n = len(d.get("runs_stale", {}))
-    return f"; {n} of its {d.get('runs_found')} runs are stale (made with earlier defaults)" if n else ""
+    note = f"; {n} of its {d.get('runs_found')} runs are stale (made with earlier defaults)" if n else ""
+    own = sorted(d.get("own_budget", {}))
+    return note + (f"; {', '.join(own)} trained to a smaller budget of its own" if own else "")
 
 
 def ours(d: dict, block: str, metric: str) -> dict[str, float]:

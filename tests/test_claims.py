@@ -88,6 +88,10 @@ def test_stale_runs_are_named_in_the_reason(tmp_path):
     f.write_text(json.dumps(obj))
     assert "1 of its 1 runs are stale" in _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)[
         "reason"]
+    obj["own_budget"] = {"codevae": "why"}
+    f.write_text(json.dumps(obj))
+    reason = _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)["reason"]
+    assert reason.endswith("runs are stale (made with earlier defaults); codevae trained to a smaller budget of its own")
 
 
 def test_exact_figure_claims_read_the_computed_claims(tmp_path):
