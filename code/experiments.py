@@ -1317,6 +1317,8 @@ def render(item: str, scale: str, results_dir: Path = RESULTS_DIR, figures_dir: 
 
     Figure items are then drawn from results/<id>.json by :func:`poolvae.figures.run_item` (which says so
     when no drawing function is registered yet). Sample figures list the runs that lack ``samples.npz``.
+    Figures go to ``figures_dir``; by default the repository's ``figures/`` (``figures/ci`` at ci) when
+    ``results_dir`` is the repository's, else ``<results_dir>/figures`` (a render elsewhere writes nothing here).
     """
     exp = get_experiment(item)
     summary = summarise(exp, scale, results_dir)
@@ -1324,7 +1326,8 @@ def render(item: str, scale: str, results_dir: Path = RESULTS_DIR, figures_dir: 
     if figures_dir is None:
         from .figures import FIGURES_DIR
 
-        figures_dir = FIGURES_DIR / "ci" if scale == "ci" else FIGURES_DIR
+        figures_dir = (Path(results_dir) / "figures" if Path(results_dir).resolve() != RESULTS_DIR.resolve()
+                       else FIGURES_DIR / "ci" if scale == "ci" else FIGURES_DIR)
     results_dir = rendered_dir(results_dir, scale)
     write_json(results_dir / f"{item}.json", summary)
     if exp.kind == "table":

@@ -523,10 +523,10 @@ def test_a_method_with_a_budget_of_its_own_is_named_in_every_table_it_is_in(tmp_
     assert X.make_config("polymnist-mini", "codevae", "ci").epochs == X.make_config("polymnist-mini", "mvae", "ci").epochs
     for cfg in X.get_experiment("hel-table8").runs("cpu"):
         _write(tmp_path, cfg, _evaluation(0.5, 0.1, 1.0, 1.0))
-    s = X.render("hel-table8", "cpu", tmp_path)
+    s = X.render("hel-table8", "cpu", tmp_path, tmp_path)
     assert set(s["own_budget"]) == {"codevae"} and "decodes every subset" in s["own_budget"]["codevae"]
     assert "codevae has a budget of its own at this scale" in (tmp_path / "hel-table8.md").read_text()
-    assert "own_budget" not in X.render("wb-fig3", "cpu", tmp_path)  # no CoDEVAE there
+    assert "own_budget" not in X.render("wb-fig3", "cpu", tmp_path, tmp_path)  # no CoDEVAE there
 
 
 @pytest.mark.slow
