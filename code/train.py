@@ -229,8 +229,9 @@ METHOD_AT_SCALE_REASONS: dict[tuple[str, str, str], str] = {
     ("polymnist", "codevae", "cpu"): (
         "CoDEVAE decodes every subset of the modalities, as its reference code does (31 latent draws through five "
         "decoders): a step costs 16x HELVAE's here (0.69 s on one core, results/bench/train-cpu.json), so the "
-        "calibrated budget would take about 6 hours a run. It trains 7,500 steps (15 epochs) instead, the budget the "
-        "cpu scale had before the calibration; its cells compare it at a smaller budget than the other methods."),
+        "calibrated budget would take 4 to 6 hours a run, 8 runs at cpu. It trains 7,500 steps (15 epochs of 16,000 "
+        "tuples) instead, the budget the cpu scale had before the calibration; its cells compare it at a smaller "
+        "budget than the other methods."),
 }
 
 
