@@ -661,7 +661,7 @@ def reproduce(item: str, scale: str, jobs: int = 1, executor: str = "serial", re
 
 #: The trained PolyMNIST items, in the order :func:`sweep` renders them.
 POLYMNIST_ITEMS = ("hel-table8", "hel-fig3", "hel-fig5", "hel-fig6", "hel-table7", "wb-fig3", "hel-fig4", "hel-fig9",
-                   "hel-table5")
+                   "hel-table5", "wb-figS5", "wb-figS6", "wb-figS7")
 #: Methods :func:`sweep` trains last: their steps cost several times the others' (CoDEVAE decodes every subset).
 SLOW_METHODS = ("codevae",)
 

@@ -497,6 +497,11 @@ def test_sweep_runs_each_polymnist_run_once_headline_first_and_codevae_last(tmp_
     assert keys.index(("helvae", 2.5, 0)) == keys.index(("codevae", 2.5, 0)) - 1
 
 
+def test_the_sweep_covers_every_trained_polymnist_item():
+    polymnist = {k for k, e in X.EXPERIMENTS.items() if e.dataset == "polymnist" or "polymnist" in (e.selection or {})}
+    assert set(X.POLYMNIST_ITEMS) == polymnist
+
+
 def test_sweep_names_an_unknown_item_in_one_line(capsys):
     with pytest.raises(SystemExit) as e:
         X.main(["sweep", "--items", "hel-table8", "hel-table99"])
