@@ -27,6 +27,15 @@ def test_budget_waits_for_the_ranking_to_settle():
     assert C.calibrated_budget(points)["epochs"] == 60
 
 
+def test_methods_within_the_tie_may_swap_without_moving_the_budget():
+    points = {"a": _points([0.50, 0.70, 0.705, 0.70, 0.706]),
+              "b": _points([0.40, 0.69, 0.708, 0.699, 0.71])}  # a and b swap places within 0.01 from epoch 40
+    assert C.calibrated_budget(points)["epochs"] == 40
+    assert C.calibrated_budget(points, tie=0.0)["epochs"] is None  # counted strictly, the order never settles
+    points["b"] = _points([0.40, 0.60, 0.72, 0.72, 0.72])  # b passes a by 0.015 at epoch 60: a real change
+    assert C.calibrated_budget(points)["epochs"] == 60
+
+
 def test_no_budget_when_a_curve_still_climbs():
     points = {"a": _points([0.1, 0.2, 0.3, 0.4])}
     b = C.calibrated_budget(points)
