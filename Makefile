@@ -49,8 +49,9 @@ clean-venv:  ## Remove the virtual environment
 
 .PHONY: data-mini reproduce-hel-fig8 reproduce-fig8
 
-data-mini: setup  ## Build the offline PolyMNIST-mini and MNIST-SVHN-Text-mini (cpu and ci sets each) into data/ (replacing them; seed SEED)
+data-mini: setup  ## Build the offline PolyMNIST-mini (with the cpu scale's 16,000-tuple set) and MNIST-SVHN-Text-mini (cpu and ci sets each) into data/ (replacing them; seed SEED)
 	$(PY) -m poolvae.polymnist --build-mini --seed $(SEED)
+	$(PY) -m poolvae.polymnist --build-mini --tuples 4 --seed $(SEED)
 	$(PY) -m poolvae.polymnist --build-mini --ci --seed $(SEED)
 	$(PY) -m poolvae.mstmini --build --seed $(SEED)
 	$(PY) -m poolvae.mstmini --build --scale ci --seed $(SEED)

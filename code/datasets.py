@@ -373,8 +373,7 @@ def polymnist_mini(root: str | os.PathLike | None = None, split: str = "train", 
     ``tuples`` = R > 1: R training tuples per training digit (:func:`poolvae.polymnist.build_polymnist_mini`), in
     ``polymnist-mini-x<R>`` (``polymnist-mini-ci-x<R>``); the test split is the same as with R = 1."""
     n_train, n_test = MINI_PER_CLASS["ci" if scale == "ci" else "cpu"]
-    name = ("polymnist-mini-ci" if scale == "ci" else "polymnist-mini") + (f"-x{tuples}" if tuples != 1 else "")
-    folder = Path(root or DATA_DIR) / name
+    folder = Path(root or DATA_DIR) / pm.mini_folder_name(scale == "ci", tuples)
     pm.ensure_polymnist_mini(folder, seed, n_train, n_test, tuples)
     return PolyMNIST(folder, split, name="polymnist-mini", limit=limit, seed=seed)
 

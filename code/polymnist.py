@@ -83,7 +83,7 @@ SIZE = 28  # images are SIZE x SIZE RGB
 SPLITS = ("train", "test")
 BINARISE_THRESHOLD = 128  # digit pixel > 128 counts as digit (original script)
 DATA_DIR = REPO_ROOT / "data"
-MINI_FOLDER = DATA_DIR / "polymnist-mini"
+MINI_FOLDER = DATA_DIR / "polymnist-mini"  # mini_folder_name()
 
 #: scikit-image sample images standing in for the five original photos, in modality order m0..m4.
 MINI_BACKGROUNDS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field")
@@ -132,6 +132,12 @@ def missing_message(folder: Path) -> str:
 # --------------------------------------------------------------------------------------------------
 # The published procedure
 # --------------------------------------------------------------------------------------------------
+
+
+def mini_folder_name(ci: bool = False, tuples: int = 1) -> str:
+    """The folder of a PolyMNIST-mini build under ``data/``: ``polymnist-mini``, ``-ci`` for the ci scale's set,
+    ``-x<R>`` with R training tuples per digit (the loader, :func:`poolvae.datasets.polymnist_mini`, reads the same)."""
+    return "polymnist-mini" + ("-ci" if ci else "") + (f"-x{tuples}" if tuples != 1 else "")
 
 
 def random_crops(background: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -664,17 +670,24 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help=f"build the ci scale's set instead: {MINI_CI_PER_CLASS[0]}/{MINI_CI_PER_CLASS[1]} digits "
                              f"per class into {MINI_CI_FOLDER.relative_to(REPO_ROOT)}")
     parser.add_argument("--seed", type=int, default=MINI_SEED, help="random seed (default 0)")
+    parser.add_argument("--tuples", type=int, default=1,
+                        help="training tuples per training digit (default 1; the cpu scale trains on 4, built into "
+                             f"{MINI_FOLDER.relative_to(REPO_ROOT)}-x4)")
     parser.add_argument("--root", type=Path, default=None,
                         help=f"output folder (default {MINI_FOLDER.relative_to(REPO_ROOT)}, with --ci "
                              f"{MINI_CI_FOLDER.relative_to(REPO_ROOT)})")
     args = parser.parse_args(argv)
     if not args.build_mini:
         parser.error("nothing to do: pass --build-mini")
+    if args.tuples < 1:
+        parser.error(f"--tuples must be at least 1; got {args.tuples}")
     start = time.perf_counter()
     per_class = MINI_CI_PER_CLASS if args.ci else MINI_PER_CLASS
-    folder = build_polymnist_mini(args.root or (MINI_CI_FOLDER if args.ci else MINI_FOLDER), args.seed, *per_class)
+    folder = build_polymnist_mini(args.root or DATA_DIR / mini_folder_name(args.ci, args.tuples), args.seed,
+                                  *per_class, tuples_per_digit=args.tuples)
     print(f"PolyMNIST-mini{' (ci)' if args.ci else ''} (seed {args.seed}, {per_class[0]}/{per_class[1]} digits per "
-          f"class) built in {time.perf_counter() - start:.1f} s at {folder}")
+          f"class, {args.tuples} training tuple{'s' if args.tuples > 1 else ''} per digit) built in "
+          f"{time.perf_counter() - start:.1f} s at {folder}")
 
 
 if __name__ == "__main__":

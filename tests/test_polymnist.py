@@ -359,6 +359,25 @@ def test_build_mini_command_builds_the_ci_set_too(tmp_path, monkeypatch, capsys)
     assert "poolvae.polymnist --build-mini --ci" in makefile.split("data-mini:")[1].split("\n\n")[0]
 
 
+def test_build_mini_command_builds_the_cpu_scales_tuples_where_the_loader_reads_them(tmp_path, monkeypatch, capsys):
+    from poolvae import datasets as D
+    from poolvae.train import make_config
+
+    monkeypatch.setattr(pm, "MINI_CI_PER_CLASS", (2, 1))
+    monkeypatch.setattr(pm, "DATA_DIR", tmp_path)
+    pm.main(["--build-mini", "--ci", "--tuples", "3"])
+    assert pm.mini_folder_name(True, 3) == "polymnist-mini-ci-x3" and pm.mini_folder_name() == pm.MINI_FOLDER.name
+    assert json.loads((tmp_path / "polymnist-mini-ci-x3" / "manifest.json").read_text())["tuples_per_digit"] == 3
+    assert "3 training tuples per digit" in capsys.readouterr().out
+    monkeypatch.setattr(D, "MINI_PER_CLASS", {"ci": (2, 1), "cpu": (2, 1)})
+    assert len(D.polymnist_mini(tmp_path, "train", scale="ci", tuples=3)) == 3 * 2 * 10  # the folder just built
+    tuples = make_config("polymnist-mini", "helvae", "cpu").tuples
+    makefile = (pm.REPO_ROOT / "Makefile").read_text()
+    assert f"poolvae.polymnist --build-mini --tuples {tuples}" in makefile.split("data-mini:")[1].split("\n\n")[0]
+    with pytest.raises(SystemExit):
+        pm.main(["--build-mini", "--tuples", "0"])
+
+
 def test_a_split_loaded_before_in_the_process_is_not_read_again_until_a_file_changes(mini, tmp_path, monkeypatch):
     import os
 
