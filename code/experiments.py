@@ -1367,18 +1367,21 @@ def absent_data(exp: Experiment, scale: str, data: dict[str, str] | None = None)
 
 
 def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR, data: dict[str, str] | None = None) -> str:
-    """One line: whether the item can run at ``scale`` (which data sets are absent), the evaluations found and
-    whether results/<id>.json is rendered (and at which scale). ``data``: :func:`poolvae.datasets.status`, read
+    """One line: whether the item can run at ``scale`` (which data sets are absent), the evaluations found (and how
+    many of those runs are stale) and whether results/<id>.json is rendered (and at which scale). ``data``: :func:`poolvae.datasets.status`, read
     once by the caller for many items."""
     if exp.samples:
         name = sample_file(exp)
         what = f"with {name}"
     else:
         name, what = "evaluation.json", "evaluated"
-    have = sum((run_folder(c, results_dir) / name).exists() for c in exp.runs(scale))
+    found = [c for c in exp.runs(scale) if (run_folder(c, results_dir) / name).exists()]
+    stale = sum(stale_reason(c, run_folder(c, results_dir)) is not None for c in found)
     f = rendered_dir(results_dir, scale) / f"{exp.id}.json"
     rendered = f"rendered at {read_json(f).get('scale')}" if f.exists() else "not rendered"
-    line = f"{have}/{len(exp.runs(scale))} {scale} runs {what}, {rendered}"
+    line = (f"{len(found)}/{len(exp.runs(scale))} {scale} runs {what}"
+            + (f" ({stale} of them stale: made with earlier defaults; --retrain-stale)" if stale else "")
+            + f", {rendered}")
     absent = absent_data(exp, scale, data)
     if absent:
         line = (f"cannot run at {scale}: data set{'s' if len(absent) > 1 else ''} {', '.join(absent)} absent "

@@ -560,3 +560,17 @@ def test_a_train_only_sweep_evaluates_and_renders_nothing(tmp_path, monkeypatch,
     assert X.sweep(("hel-table7",), "ci", results_dir=tmp_path, checkpoint_dir=tmp_path / "c", train_only=True) == {}
     assert calls == [False, False] and rendered == []
     assert "(trained, not evaluated)" in capsys.readouterr().out
+
+
+def test_list_counts_the_stale_runs_among_those_evaluated(tmp_path):
+    import dataclasses
+
+    e = X.get_experiment("hel-table7")
+    old, current = e.runs("ci")
+    for cfg in (old, current):
+        _write(tmp_path, cfg, _evaluation(0.5, 0.1, 1.0, 1.0))
+    folder = X.run_folder(old, tmp_path)  # a finished run made with one epoch more than today's config
+    (folder / "config.json").write_text(json.dumps({**dataclasses.asdict(old), "epochs": old.epochs + 1}))
+    (folder / "metrics.json").write_text(json.dumps({"finished": True, "epochs": []}))
+    line = X.status(e, "ci", tmp_path, data={})
+    assert line.startswith("2/2 ci runs evaluated (1 of them stale: made with earlier defaults; --retrain-stale)")
