@@ -178,6 +178,18 @@ def diagnostic_run(cfg: TrainConfig) -> tuple[Path, Path] | None:
     return (run_dir, checkpoints) if set(diff) <= {"epochs"} else None
 
 
+def covered(cfg: TrainConfig) -> bool:
+    """Whether the convergence diagnostic on ``cfg``'s data trains run ``cfg`` (but for its epochs): a diagnostic on
+    those tuples is under way (its folder exists) and ``cfg`` is its run of that method (beta 2.5, seed 0, the same
+    settings). :func:`seed_run` can then make ``cfg`` from its snapshot once it has passed ``cfg.epochs``."""
+    if not (roots(cfg.tuples)[0] / "runs").exists():
+        return False
+    if cfg.method not in METHODS or cfg.method in own_budget_methods(cfg.scale):
+        return False
+    diff = config_differences(config(cfg.method, tuples=cfg.tuples, scale=cfg.scale), cfg)
+    return set(diff) <= {"epochs"}
+
+
 def seed_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> bool:
     """Make run ``cfg`` (absent from ``runs_dir``) from the diagnostic's snapshot after ``cfg.epochs`` epochs: its
     checkpoint becomes the run's ``last.pt`` and its history up to that epoch the run's ``metrics.json`` (finished);

@@ -670,16 +670,16 @@ def sweep_order(cfgs: list[TrainConfig]) -> list[TrainConfig]:
     """The runs of several items once each, in the order that makes results useful soonest: the headline beta's
     first seed, then the other betas of the main grid (1, 5, 10), then the headline's other seeds, then the rest
     (the extra betas of hel-fig6, HEL Table 7's learned weights); then the runs the convergence diagnostic is
-    training anyway (:func:`poolvae.convergence.diagnostic_run`: they start from its checkpoint, so by then it has
-    passed their epochs); methods of :data:`SLOW_METHODS` after all others."""
-    from .convergence import diagnostic_run
+    training anyway (:func:`poolvae.convergence.covered`: they start from its snapshot, so by then it has passed
+    their epochs); methods of :data:`SLOW_METHODS` after all others."""
+    from .convergence import covered
 
     unique = list({run_path(c): c for c in cfgs}.values())
 
     def rank(c: TrainConfig) -> tuple:
         group = (0 if c.beta == HEADLINE_BETA and c.seed == 0 else 1 if c.beta in (1.0, 5.0, 10.0) and c.seed == 0
                  else 2 if c.beta == HEADLINE_BETA else 3)
-        return (c.method in SLOW_METHODS, diagnostic_run(c) is not None, group)
+        return (c.method in SLOW_METHODS, covered(c), group)
 
     return sorted(unique, key=rank)  # stable: each group keeps the items' own order
 
