@@ -520,6 +520,22 @@ def stale_reason(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPO
     return ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items()) or None
 
 
+def interrupted_elsewhere(cfg: TrainConfig, checkpoint_dir: Path = CHECKPOINT_DIR) -> tuple[str | None, bool]:
+    """(why, extendable): why the checkpoint of run ``cfg`` is not this run (its config differs; None when there is
+    no checkpoint or it is this run's), and whether it becomes this run by training on (only its epochs grew). An
+    interrupted run made before a default changed: ``--retrain-stale`` trains it on, or afresh."""
+    import torch
+
+    ckpt = checkpoint_file(cfg, checkpoint_dir)
+    if not ckpt.exists():
+        return None, False
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    stored = stored_config(state["config"])
+    diff = config_differences(stored, cfg)
+    why = ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items()) or None
+    return why, bool(why) and resumable(stored, cfg, state["epoch"], extend=True)
+
+
 def extendable(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> bool:
     """Whether the finished run in ``run_dir`` becomes run ``cfg`` by training on from its checkpoint: it differs in
     ``epochs`` only, has fewer of them, and its checkpoint is here (:func:`poolvae.train.resumable`)."""
@@ -550,10 +566,12 @@ def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path
         print(f"keep {run_dir}: stale ({reason}); --retrain-stale trains it again", flush=True)
         return run_dir / "evaluation.json"
     extend = bool(reason) and extendable(cfg, run_dir, checkpoint_dir)
+    if not reason and retrain_stale:  # an interrupted run made with other settings (say, a provisional budget)
+        reason, extend = interrupted_elsewhere(cfg, checkpoint_dir)
     if reason:
         print(f"{'extend' if extend else 'retrain'} {run_dir}: stale ({reason})", flush=True)
         if not extend:
-            shutil.rmtree(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
             checkpoint_file(cfg, checkpoint_dir).unlink(missing_ok=True)
     if not (run_dir / "metrics.json").exists() and not checkpoint_file(cfg, checkpoint_dir).exists():
         from .convergence import seed_run  # the diagnostic may have trained this very run already
@@ -730,13 +748,25 @@ def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, exec
     elif executor == "local":
         from concurrent.futures import ProcessPoolExecutor, as_completed
         one_thread = scale == "ci" or jobs > 1  # several runs side by side: one thread each, one run per core
+        failed: list[str] = []
         with ProcessPoolExecutor(max_workers=jobs, initializer=_single_threaded_worker if one_thread else None) as pool:
             futures = {pool.submit(in_worker, run_one, *a): a[0] for a in args}
-            for i, f in enumerate(as_completed(futures), 1):
-                f.result()
-                took = time.perf_counter() - start
-                eta = f"; ETA {_duration(took / i * (n - i))}" if i < n else ""
-                print(f"run {i}/{n} {run_path(futures[f])}: done{eta}", flush=True)
+            try:
+                for i, f in enumerate(as_completed(futures), 1):
+                    took = time.perf_counter() - start
+                    eta = f"; ETA {_duration(took / i * (n - i))}" if i < n else ""
+                    try:
+                        f.result()
+                    except (ValueError, FileNotFoundError, RuntimeError) as err:  # one run's problem: the rest go on
+                        failed.append(f"{run_path(futures[f])}: {err}")
+                        print(f"run {i}/{n} {run_path(futures[f])}: FAILED ({err}){eta}", flush=True)
+                        continue
+                    print(f"run {i}/{n} {run_path(futures[f])}: done{eta}", flush=True)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # an interrupt or a broken pool: start nothing new
+                raise
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {n} runs failed (the others finished):\n" + "\n".join(failed))
     elif executor == "slurm":
         import submitit
         ex = submitit.AutoExecutor(folder=Path(checkpoint_dir) / "submitit")
@@ -1439,7 +1469,7 @@ def main(argv=None) -> int:
             sw.error(f"--items: unknown {', '.join(bad)}; valid: {', '.join(EXPERIMENTS)}")
         try:
             sweep(tuple(a.items), a.scale, a.jobs, a.executor, retrain_stale=a.retrain_stale, train_only=a.train_only)
-        except (FileNotFoundError, ValueError) as err:
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as err:
@@ -1469,7 +1499,7 @@ def main(argv=None) -> int:
         else:
             reproduce(a.item, a.scale, a.jobs, a.executor, methods=a.methods, betas=a.betas,
                       retrain_stale=a.retrain_stale)
-    except (FileNotFoundError, ValueError) as err:  # a data set absent or corrupt, a file the runs need: its
+    except (FileNotFoundError, ValueError, RuntimeError) as err:  # a data set absent or corrupt, a failed run: its
         print(f"error: {err}", file=sys.stderr)  # message says what to do, in one line
         return 1
     except KeyboardInterrupt as err:  # train() says where it stopped; elsewhere (evaluating, rendering) we do

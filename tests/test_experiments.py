@@ -576,3 +576,40 @@ def test_list_counts_the_stale_runs_among_those_evaluated(tmp_path):
     (folder / "metrics.json").write_text(json.dumps({"finished": True, "epochs": []}))
     line = X.status(e, "ci", tmp_path, data={})
     assert line.startswith("2/2 ci runs evaluated (1 of them stale: made with earlier defaults; --retrain-stale)")
+
+
+@pytest.mark.slow
+def test_retrain_stale_trains_on_an_interrupted_run_of_a_provisional_budget(tmp_path, capsys):
+    from poolvae.train import train
+
+    provisional = X.make_config("polymnist-mini", "helvae", "ci", epochs=2)
+    final = X.make_config("polymnist-mini", "helvae", "ci", epochs=3)
+    runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train(provisional, runs, ckpt, progress=False, stop_after_steps=5)  # interrupted in its second epoch
+    assert X.interrupted_elsewhere(final, ckpt) == ("epochs: 2 there, 3 now", True)
+    with pytest.raises(ValueError, match="another config"):  # without --retrain-stale it is another run
+        X.run_one(final, runs, ckpt, evaluate=False)
+    X.run_one(final, runs, ckpt, retrain_stale=True, evaluate=False)
+    assert "extend " in capsys.readouterr().out
+    m = json.loads((runs / run_path(final) / "metrics.json").read_text())
+    assert m["finished"] and len(m["epochs"]) == 3
+    shorter = X.make_config("polymnist-mini", "helvae", "ci", epochs=2, lr=2e-3)
+    assert X.interrupted_elsewhere(shorter, ckpt)[1] is False  # another lr: trained afresh, not on
+
+
+def _fails_for_mvae(cfg, *args):
+    if cfg.method == "mvae":
+        raise ValueError("mvae cannot")
+    return cfg.method
+
+
+def test_a_failing_run_is_reported_at_once_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(X, "check_data", lambda cfgs: None)
+    monkeypatch.setattr(X, "run_one", _fails_for_mvae)  # the workers are forked: they see the patched function
+    cfgs = [X.make_config("polymnist-mini", m, "ci") for m in ("mvae", "helvae", "mopoe")]
+    with pytest.raises(RuntimeError, match=r"1 of 3 runs failed \(the others finished\):\nci/polymnist-mini/mvae"):
+        X.execute("test", cfgs, "ci", jobs=2, executor="local", results_dir=tmp_path, checkpoint_dir=tmp_path)
+    out = capsys.readouterr().out
+    assert "mvae/beta=1/seed=0: FAILED (mvae cannot)" in out
+    assert out.count(": done") == 2
