@@ -276,7 +276,8 @@ class Experiment:
         """The seeds of the item's runs at ``beta``: the scale's, and :data:`HEADLINE_SEEDS` at the beta both papers
         headline on PolyMNIST (:data:`HEADLINE_BETA`) where that scale has them (cpu: three, for intervals). Sample
         items draw one run per method and keep the scale's seeds."""
-        if not self.samples and (dataset or self.dataset) == "polymnist" and beta == HEADLINE_BETA and scale in HEADLINE_SEEDS:
+        headline = (dataset or self.dataset) == "polymnist" and beta == HEADLINE_BETA
+        if headline and not self.samples and scale in HEADLINE_SEEDS:
             return HEADLINE_SEEDS[scale]
         return self.seeds[scale]
 
@@ -521,9 +522,9 @@ def stale_reason(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPO
 
 
 def interrupted_elsewhere(cfg: TrainConfig, checkpoint_dir: Path = CHECKPOINT_DIR) -> tuple[str | None, bool]:
-    """(why, extendable): why the checkpoint of run ``cfg`` is not this run (its config differs; None when there is
-    no checkpoint or it is this run's), and whether it becomes this run by training on (only its epochs grew). An
-    interrupted run made before a default changed: ``--retrain-stale`` trains it on, or afresh."""
+    """(why, extendable): why the checkpoint of run ``cfg`` (finished or interrupted) is not this run (its config
+    differs; None when there is no checkpoint or it is this run's), and whether it becomes this run by training on
+    (only its epochs grew). A run made before a default changed: ``--retrain-stale`` trains it on, or afresh."""
     import torch
 
     ckpt = checkpoint_file(cfg, checkpoint_dir)
@@ -534,16 +535,6 @@ def interrupted_elsewhere(cfg: TrainConfig, checkpoint_dir: Path = CHECKPOINT_DI
     diff = config_differences(stored, cfg)
     why = ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items()) or None
     return why, bool(why) and resumable(stored, cfg, state["epoch"], extend=True)
-
-
-def extendable(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> bool:
-    """Whether the finished run in ``run_dir`` becomes run ``cfg`` by training on from its checkpoint: it differs in
-    ``epochs`` only, has fewer of them, and its checkpoint is here (:func:`poolvae.train.resumable`)."""
-    metrics, config = Path(run_dir) / "metrics.json", Path(run_dir) / "config.json"
-    if not (metrics.exists() and config.exists() and checkpoint_file(cfg, checkpoint_dir).exists()):
-        return False
-    done = len(read_json(metrics)["epochs"])
-    return resumable(stored_config(read_json(config)), cfg, done, extend=True)
 
 
 def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
@@ -565,9 +556,10 @@ def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path
     if reason and not retrain_stale:
         print(f"keep {run_dir}: stale ({reason}); --retrain-stale trains it again", flush=True)
         return run_dir / "evaluation.json"
-    extend = bool(reason) and extendable(cfg, run_dir, checkpoint_dir)
-    if not reason and retrain_stale:  # an interrupted run made with other settings (say, a provisional budget)
-        reason, extend = interrupted_elsewhere(cfg, checkpoint_dir)
+    extend = False
+    if retrain_stale:  # a finished or interrupted run whose checkpoint was made with other settings
+        why, extend = interrupted_elsewhere(cfg, checkpoint_dir)
+        reason = reason or why
     if reason:
         print(f"{'extend' if extend else 'retrain'} {run_dir}: stale ({reason})", flush=True)
         if not extend:
@@ -616,8 +608,9 @@ def run_state(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOIN
         if stale_reason(cfg, run_dir, checkpoint_dir):
             if not retrain_stale:
                 return "kept (stale; --retrain-stale redoes it)"
-            return ("training on to more epochs (stale), then evaluating" if extendable(cfg, run_dir, checkpoint_dir)
-                    else "retraining (stale), then evaluating")
+            if interrupted_elsewhere(cfg, checkpoint_dir)[1]:
+                return "training on to more epochs (stale), then evaluating"
+            return "retraining (stale), then evaluating"
         if (run_dir / "evaluation.json").exists():
             return "trained; checking its evaluation is up to date"
         return "trained; evaluating"
@@ -709,7 +702,7 @@ def sweep(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu", jobs: in
     rendered; returns {item: summary}. ``make sweep-polymnist SCALE=cpu JOBS=2`` is the cpu sweep of issue #18:
     hours on two cores, resumable (finished runs are kept, an interrupted one resumes from its checkpoint).
     ``train_only`` trains and renders nothing else: while a budget is provisional, runs trained now go on to the
-    final one later (:func:`extendable`) and are evaluated once, then."""
+    final one later (:func:`interrupted_elsewhere`) and are evaluated once, then."""
     for item in items:
         get_experiment(item)  # an unknown id fails before anything runs
     cfgs = sweep_order([c for item in items for c in get_experiment(item).runs(scale) if c.dataset in datasets])
@@ -1398,8 +1391,8 @@ def absent_data(exp: Experiment, scale: str, data: dict[str, str] | None = None)
 
 def status(exp: Experiment, scale: str, results_dir: Path = RESULTS_DIR, data: dict[str, str] | None = None) -> str:
     """One line: whether the item can run at ``scale`` (which data sets are absent), the evaluations found (and how
-    many of those runs are stale) and whether results/<id>.json is rendered (and at which scale). ``data``: :func:`poolvae.datasets.status`, read
-    once by the caller for many items."""
+    many of those runs are stale) and whether results/<id>.json is rendered (and at which scale). ``data``:
+    :func:`poolvae.datasets.status`, read once by the caller for many items."""
     if exp.samples:
         name = sample_file(exp)
         what = f"with {name}"

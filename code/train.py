@@ -160,8 +160,8 @@ SCALE_DEFAULTS: dict[tuple[str, str], dict] = {
     # objective would have kept HELVAE at 0.358 of its 0.713. The epochs are PROVISIONAL until every method of the
     # diagnostic has its curve: 65 is a lower bound of the calibrated budget, set by HELVAE's finished curve (0.809
     # at epoch 65, within 0.02 of the 0.827 it reaches at 75); another method can only move it later, and runs made
-    # now then train on (poolvae.experiments.extendable). cpu-scale numbers compare the methods at one budget; they
-    # are not the papers' values.
+    # now then train on (poolvae.experiments.interrupted_elsewhere). cpu-scale numbers compare the methods at one
+    # budget; they are not the papers' values.
     ("polymnist-mini", "cpu"): dict(latent_dim=64, width=16, epochs=65, batch_size=32, lr=1e-3, tuples=4),
     # HEL appendix B.3: 500 epochs, lr 5e-4, latent 512, batch 256, ResNet networks (Daunhawer et al.)
     ("polymnist", "paper"): dict(arch="res28", latent_dim=512, width=32, epochs=500, batch_size=256, lr=5e-4),

@@ -91,7 +91,8 @@ def test_stale_runs_are_named_in_the_reason(tmp_path):
     obj["own_budget"] = {"codevae": "why"}
     f.write_text(json.dumps(obj))
     reason = _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)["reason"]
-    assert reason.endswith("runs are stale (made with earlier defaults); codevae trained to a smaller budget of its own")
+    assert reason.endswith("runs are stale (made with earlier defaults); codevae trained to a smaller budget of "
+                           "its own")
 
 
 def test_exact_figure_claims_read_the_computed_claims(tmp_path):

@@ -527,7 +527,8 @@ def test_a_method_with_a_budget_of_its_own_is_named_in_every_table_it_is_in(tmp_
 
     key = ("polymnist", "codevae", "cpu")
     assert X.make_config("polymnist-mini", "codevae", "cpu").epochs == T.METHOD_AT_SCALE[key]["epochs"]
-    assert X.make_config("polymnist-mini", "codevae", "ci").epochs == X.make_config("polymnist-mini", "mvae", "ci").epochs
+    ci_epochs = X.make_config("polymnist-mini", "mvae", "ci").epochs
+    assert X.make_config("polymnist-mini", "codevae", "ci").epochs == ci_epochs
     for cfg in X.get_experiment("hel-table8").runs("cpu"):
         _write(tmp_path, cfg, _evaluation(0.5, 0.1, 1.0, 1.0))
     s = X.render("hel-table8", "cpu", tmp_path, tmp_path)
@@ -543,7 +544,8 @@ def test_retrain_stale_trains_a_run_on_when_only_its_epochs_grew(tmp_path, capsy
     runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
     X.run_one(short, runs, ckpt)
     run_dir = runs / run_path(longer)
-    assert X.stale_reason(longer, run_dir, ckpt) == "epochs: 1 there, 2 now" and X.extendable(longer, run_dir, ckpt)
+    assert X.stale_reason(longer, run_dir, ckpt) == "epochs: 1 there, 2 now"
+    assert X.interrupted_elsewhere(longer, ckpt) == ("epochs: 1 there, 2 now", True)
     assert X.run_state(longer, runs, ckpt, retrain_stale=True).startswith("training on to more epochs")
     X.run_one(longer, runs, ckpt, retrain_stale=True)
     assert "extend " in capsys.readouterr().out
@@ -551,7 +553,7 @@ def test_retrain_stale_trains_a_run_on_when_only_its_epochs_grew(tmp_path, capsy
     assert json.loads((run_dir / "evaluation.json").read_text())["run"]["epochs"] == 2  # evaluated again
     assert X.stale_reason(longer, run_dir, ckpt) is None
     other = X.make_config("polymnist-mini", "helvae", "ci", epochs=3, lr=1e-2)  # not only epochs: trained afresh
-    assert not X.extendable(other, run_dir, ckpt)
+    assert X.interrupted_elsewhere(other, ckpt)[1] is False
 
 
 def test_a_train_only_sweep_evaluates_and_renders_nothing(tmp_path, monkeypatch, capsys):
