@@ -20,8 +20,9 @@ of each other count as tied (a single run's conditional coherence has a 95% test
 +-0.0035, results/hel-table8.json, and seeds differ by more: the paper's standard deviations over seeds at beta 2.5
 are 0.004 to 0.053); at least one later evaluation must confirm E. The best is the best within the diagnostic's
 length: a curve still rising slowly at its end sets the budget where it came within ``tol`` of its last value, and
-one that rises by more than ``tol`` in its last step gives no budget. ``summary`` writes ``results/diagnostics/convergence/summary.json`` (``.../tuples=<R>/`` for R
-training tuples per digit) with the curves, the rule, its inputs and the budget it gives.
+one that rises by more than ``tol`` in its last step gives no budget. ``summary`` writes
+``results/diagnostics/convergence/summary.json`` (``.../tuples=<R>/`` for R training tuples per digit) with the
+curves, the rule, its inputs and the budget it gives.
 """
 
 from __future__ import annotations
