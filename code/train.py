@@ -608,8 +608,9 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
     rel = run_path(cfg)
     run_dir, ckpt = Path(results_dir) / rel, checkpoint_file(cfg, checkpoint_dir)
     metrics_file = run_dir / "metrics.json"
-    if metrics_file.exists() and read_json(metrics_file).get("finished"):
-        done = len(read_json(metrics_file)["epochs"])
+    metrics = read_json(metrics_file) if metrics_file.exists() else {}
+    if metrics.get("finished"):
+        done = len(metrics["epochs"])
         if not (extend and ckpt.exists() and done < cfg.epochs
                 and resumable(stored_config(read_json(run_dir / "config.json")), cfg, done, extend)):
             check_same_run(cfg, run_dir)
