@@ -348,9 +348,21 @@ def own_budget_methods(scale: str = "cpu") -> list[str]:
     return [m for m in METHODS if ("polymnist", m, scale) in METHOD_AT_SCALE]
 
 
+def unfinished(results: Path, points: dict[str, list[dict]], epochs: int, tuples: int) -> list[str]:
+    """The methods of ``points`` whose diagnostic curve is not complete: neither stopped on a plateau
+    (``plateau.json`` beside the run) nor evaluated at the diagnostic's last epoch ``epochs``. A budget computed
+    while one is still training is provisional: its later points can move the best it is compared with."""
+    def complete(method: str) -> bool:
+        run_dir = Path(results) / "runs" / run_path(config(method, epochs, tuples=tuples))
+        return (run_dir / "plateau.json").exists() or points[method][-1]["epoch"] >= epochs
+
+    return [m for m in points if not complete(m)]
+
+
 def summary(tuples: int | None = None, epochs: int | None = None, every: int | None = None) -> dict:
     """Curves, the calibrated budget and what early stopping would keep, on ``tuples`` x the training tuples ->
-    ``<roots(tuples)[0]>/summary.json``. ``final`` once every method without a budget of its own has points."""
+    ``<roots(tuples)[0]>/summary.json``. ``final`` once every method without a budget of its own has a complete
+    curve (``missing``: no points yet; ``unfinished``: still training, :func:`unfinished`)."""
     tuples = tuples or default_tuples()
     results = roots(tuples)[0]
     epochs, every = epochs or span(tuples)[0], every or span(tuples)[1]
@@ -361,9 +373,10 @@ def summary(tuples: int | None = None, epochs: int | None = None, every: int | N
            "seed": 0, "epochs_max": epochs, "every": every, "tol": TOL,
            "rule": calibrated_budget.__doc__.split("Returns")[0], "curves": pts, "budget": budget,
            "early_stopping": early_stopping(pts, results, epochs, tuples),
-           "missing": [m for m in METHODS if m not in pts], "own_budget": own_budget_methods(),
-           "provenance": provenance(scale="cpu")}
-    out["final"] = not set(out["missing"]) - set(out["own_budget"])  # a budget from some methods is provisional
+           "missing": [m for m in METHODS if m not in pts], "unfinished": unfinished(results, pts, epochs, tuples),
+           "own_budget": own_budget_methods(), "provenance": provenance(scale="cpu")}
+    # a budget from some methods, or from curves still training, is provisional
+    out["final"] = not set(out["missing"] + out["unfinished"]) - set(out["own_budget"])
     write_json(results / "summary.json", out)
     return out
 
@@ -422,7 +435,7 @@ def main(argv=None) -> None:
     if a.command == "summary":
         out = summary(tuples)
         b = out["budget"]
-        state = "" if out["final"] else " (provisional: not every method has points yet)"
+        state = "" if out["final"] else " (provisional: not every method's curve is complete yet)"
         print(f"calibrated budget{state}: {b['epochs']} epochs of {tuples}x tuples ({b['why']})")
         if tuples > 1 and curves(ROOT, tuples=1):
             for m, c in tuples_comparison(tuples)["methods"].items():

@@ -153,15 +153,15 @@ def config_differences(stored: TrainConfig, current: TrainConfig) -> dict[str, t
 # Settings per (dataset, scale) and per-method overrides, each citing its source.
 SCALE_DEFAULTS: dict[tuple[str, str], dict] = {
     ("polymnist-mini", "ci"): dict(latent_dim=16, width=8, epochs=2, batch_size=64, train_limit=256, test_limit=64),
-    # Calibrated by poolvae.convergence (issue #18, book chapter 11). 16,000 training tuples drawn from the same
-    # 4,000 digits (tuples=4): on the 4,000 tuples every method's held-out objective peaked by epoch 70 and fell
-    # (overfitting) while coherence kept rising; with 4x the tuples it keeps improving and coherence at equal steps
-    # ends higher (HELVAE 0.746 vs 0.704, MoPoE 0.827 vs 0.758 after 20,000 steps). Early stopping on the held-out
-    # objective would have kept HELVAE at 0.358 of its 0.713. The epochs are PROVISIONAL until every method of the
-    # diagnostic has its curve: 65 is a lower bound of the calibrated budget, set by HELVAE's finished curve (0.809
-    # at epoch 65, within 0.02 of the 0.827 it reaches at 75); another method can only move it later, and runs made
-    # now then train on (poolvae.experiments.interrupted_elsewhere). cpu-scale numbers compare the methods at one
-    # budget; they are not the papers' values.
+    # Calibrated by poolvae.convergence (issue #18, book chapter 11, results/diagnostics/convergence/tuples=4/
+    # summary.json). 16,000 training tuples drawn from the same 4,000 digits (tuples=4): on the 4,000 tuples every
+    # method's held-out objective peaked by epoch 70 and fell (overfitting) while coherence kept rising; with 4x the
+    # tuples coherence at equal steps ends higher (HELVAE 0.799 vs 0.712 after 27,500 steps, MoPoE 0.849 vs 0.749 after
+    # 25,000). Early stopping on the held-out objective would have kept HELVAE at 0.358 of its 0.713. The rule (every
+    # method within 0.02 of its best conditional coherence in 75 epochs, the ranking unchanged at every later
+    # evaluation, pairs within 0.01 tied) gives 65 epochs, 32,500 steps, once all six calibrated curves were complete
+    # (MVAE, MMVAE, MoPoE, MMVAE+ and MWB-VAE plateaued at 50, 35, 60, 55, 60; HELVAE ran to 75: 0.809 at 65, 0.827 at
+    # 75). cpu-scale numbers compare the methods at one budget; they are not the papers' values.
     ("polymnist-mini", "cpu"): dict(latent_dim=64, width=16, epochs=65, batch_size=32, lr=1e-3, tuples=4),
     # HEL appendix B.3: 500 epochs, lr 5e-4, latent 512, batch 256, ResNet networks (Daunhawer et al.)
     ("polymnist", "paper"): dict(arch="res28", latent_dim=512, width=32, epochs=500, batch_size=256, lr=5e-4),

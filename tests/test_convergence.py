@@ -111,6 +111,23 @@ def test_more_tuples_are_compared_at_equal_steps_and_early_stopping_reads_the_ob
     assert (tmp_path / "tuples=4" / "summary.json").exists()
 
 
+def test_the_budget_is_final_only_once_every_calibrated_curve_is_complete(tmp_path, monkeypatch):
+    from poolvae.train import run_path
+
+    monkeypatch.setattr(C, "ROOT", tmp_path)
+    root = tmp_path / "tuples=4"
+    calibrated = [m for m in C.METHODS if m not in C.own_budget_methods()]
+    for m in calibrated:  # every method has points, but mvae only up to epoch 30 of 75
+        _fake_run(root, m, 4, 30 if m == "mvae" else 75, 5, lambda e: min(e, 40) / 50, lambda e: -abs(e - 40))
+    s = C.summary(tuples=4)
+    assert s["missing"] == ["codevae"] and s["unfinished"] == ["mvae"] and not s["final"]
+    mvae_dir = root / "runs" / run_path(C.config("mvae", 75, tuples=4))
+    (mvae_dir / "plateau.json").write_text('{"epoch": 30}')  # stopped on a plateau: complete
+    s = C.summary(tuples=4)
+    assert s["unfinished"] == [] and s["final"]
+    assert s["budget"]["epochs"] == 40  # every curve is at its best from epoch 40 on
+
+
 @pytest.mark.slow
 def test_a_run_of_the_calibrated_budget_starts_from_the_diagnostics_snapshot(tmp_path, monkeypatch):
     import torch
