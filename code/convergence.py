@@ -193,17 +193,40 @@ def covered(cfg: TrainConfig) -> bool:
     return set(diff) <= {"epochs"}
 
 
-def seed_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> bool:
-    """Make run ``cfg`` (absent from ``runs_dir``) from the diagnostic's snapshot after ``cfg.epochs`` epochs: its
-    checkpoint becomes the run's ``last.pt`` and its history up to that epoch the run's ``metrics.json`` (finished);
-    evaluation is then the caller's, as for any finished run. Returns whether a snapshot was there."""
+def latest_snapshot(cfg: TrainConfig, checkpoints: Path) -> int | None:
+    """The most epochs, at most ``cfg.epochs``, after which the diagnostic kept a snapshot of run ``cfg``
+    (:func:`keep_snapshot`), or None when it kept none."""
+    return next((e for e in range(cfg.epochs, 0, -1) if snapshot_file(cfg, checkpoints, e).exists()), None)
+
+
+def diagnostic_complete(cfg: TrainConfig) -> bool:
+    """Whether the diagnostic run that is run ``cfg`` but for its epochs (:func:`diagnostic_run`) is done training:
+    stopped on a plateau or finished its span. Its snapshots are then all it will keep."""
     found = diagnostic_run(cfg)
     if found is None:
         return False
+    run_dir = found[0]
+    metrics = run_dir / "metrics.json"
+    return (run_dir / "plateau.json").exists() or (metrics.exists() and bool(read_json(metrics).get("finished")))
+
+
+def seed_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> int:
+    """Start run ``cfg`` (absent from ``runs_dir``) from the diagnostic's latest snapshot after at most
+    ``cfg.epochs`` epochs (:func:`latest_snapshot`), since the diagnostic trains the run's own trajectory
+    (:func:`diagnostic_run`). Its checkpoint becomes the run's ``last.pt`` (with the run's config). After exactly
+    ``cfg.epochs`` epochs the run is finished: its history up to then becomes the run's ``metrics.json`` and
+    evaluation is the caller's, as for any finished run. After fewer (a diagnostic that stopped on a plateau before
+    the calibrated budget) the run is one interrupted after that epoch, and :func:`poolvae.train.train` resumes it
+    for the remaining epochs. Either way ``seeded.json`` beside the run says from which snapshot. Returns the
+    epochs seeded, 0 when the diagnostic has no snapshot of the run."""
+    found = diagnostic_run(cfg)
+    if found is None:
+        return 0
     diag_dir, checkpoints = found
-    snap = snapshot_file(cfg, checkpoints, cfg.epochs)
-    if not snap.exists():
-        return False
+    epoch = latest_snapshot(cfg, checkpoints)
+    if epoch is None:
+        return 0
+    snap = snapshot_file(cfg, checkpoints, epoch)
     state = torch.load(snap, map_location="cpu", weights_only=False)
     state["config"] = dataclasses.asdict(cfg)
     run_dir, ckpt = Path(runs_dir) / run_path(cfg), checkpoint_file(cfg, checkpoint_dir)
@@ -211,13 +234,17 @@ def seed_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT
     tmp = ckpt.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(ckpt)
-    history = [e for e in read_json(diag_dir / "metrics.json")["epochs"] if e["epoch"] <= cfg.epochs]
-    write_json(run_dir / "config.json", dataclasses.asdict(cfg))
-    write_json(run_dir / "environment.json", {**read_json(diag_dir / "environment.json"),
-                                              "from_convergence_diagnostic": repo_relative(snap)})
-    write_json(run_dir / "metrics.json", {"finished": True, "epochs": history, "final": history[-1]})
-    print(f"seed {run_path(cfg)} from the convergence diagnostic's epoch {cfg.epochs}", flush=True)
-    return True
+    write_json(run_dir / "seeded.json", {"from_convergence_diagnostic": repo_relative(snap), "epoch": epoch,
+                                         "epochs": cfg.epochs})
+    if epoch == cfg.epochs:
+        history = [e for e in read_json(diag_dir / "metrics.json")["epochs"] if e["epoch"] <= cfg.epochs]
+        write_json(run_dir / "config.json", dataclasses.asdict(cfg))
+        write_json(run_dir / "environment.json", {**read_json(diag_dir / "environment.json"),
+                                                  "from_convergence_diagnostic": repo_relative(snap)})
+        write_json(run_dir / "metrics.json", {"finished": True, "epochs": history, "final": history[-1]})
+    print(f"seed {run_path(cfg)} from the convergence diagnostic's epoch {epoch}"
+          + ("" if epoch == cfg.epochs else f"; {cfg.epochs - epoch} epochs to train"), flush=True)
+    return epoch
 
 
 def curves(results: Path | None = None, methods=METHODS, epochs: int | None = None, every: int | None = None,

@@ -680,17 +680,19 @@ SLOW_METHODS = ("codevae",)
 def sweep_order(cfgs: list[TrainConfig]) -> list[TrainConfig]:
     """The runs of several items once each, in the order that makes results useful soonest: the headline beta's
     first seed, then the other betas of the main grid (1, 5, 10), then the headline's other seeds, then the rest
-    (the extra betas of hel-fig6, HEL Table 7's learned weights); then the runs the convergence diagnostic is
-    training anyway (:func:`poolvae.convergence.covered`: they start from its snapshot, so by then it has passed
-    their epochs); methods of :data:`SLOW_METHODS` after all others."""
-    from .convergence import covered
+    (the extra betas of hel-fig6, HEL Table 7's learned weights); methods of :data:`SLOW_METHODS` after all others.
+    The runs the convergence diagnostic trains (:func:`poolvae.convergence.covered`) start from its snapshots
+    (:func:`poolvae.convergence.seed_run`): once its run is done (:func:`poolvae.convergence.diagnostic_complete`)
+    they cost least and go first; while it still trains they wait until last, so that it has passed their epochs."""
+    from .convergence import covered, diagnostic_complete
 
     unique = list({run_path(c): c for c in cfgs}.values())
 
     def rank(c: TrainConfig) -> tuple:
         group = (0 if c.beta == HEADLINE_BETA and c.seed == 0 else 1 if c.beta in (1.0, 5.0, 10.0) and c.seed == 0
                  else 2 if c.beta == HEADLINE_BETA else 3)
-        return (c.method in SLOW_METHODS, covered(c), group)
+        diagnostic = 0 if not covered(c) else -1 if diagnostic_complete(c) else 1
+        return (c.method in SLOW_METHODS, diagnostic, group)
 
     return sorted(unique, key=rank)  # stable: each group keeps the items' own order
 

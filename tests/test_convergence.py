@@ -158,3 +158,36 @@ def test_a_run_of_the_calibrated_budget_starts_from_the_diagnostics_snapshot(tmp
     X.train(cfg, tmp_path / "direct", tmp_path / "direct-ckpt", progress=False)
     direct = torch.load(checkpoint_file(cfg, tmp_path / "direct-ckpt"), weights_only=False)["model"]
     assert all(torch.allclose(direct[k].float(), mine[k].float(), atol=1e-6) for k in mine)
+
+
+@pytest.mark.slow
+def test_a_run_longer_than_its_diagnostic_trains_on_from_the_last_snapshot(tmp_path, monkeypatch):
+    import torch
+
+    from poolvae import experiments as X
+    from poolvae.train import checkpoint_file, run_path
+
+    monkeypatch.setattr(C, "ROOT", tmp_path / "diag")
+    monkeypatch.setattr(C, "CHECKPOINTS", tmp_path / "diag-ckpt")
+    cfg = X.make_config("polymnist-mini", "helvae", "ci", beta=2.5, seed=0, epochs=3)
+    C.run_method("helvae", epochs=2, every=2, scale="ci", stop_on_plateau=False)  # stops after 2 of the run's 3
+    assert C.diagnostic_complete(cfg) and C.latest_snapshot(cfg, tmp_path / "diag-ckpt") == 2
+    other = X.make_config("polymnist-mini", "mopoe", "ci", beta=2.5, seed=1, epochs=3)  # no diagnostic of its own
+    assert [c.method for c in X.sweep_order([other, cfg])] == ["helvae", "mopoe"]  # the cheap one first
+    runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
+    X.run_one(cfg, runs, ckpt, evaluate=False)
+    run_dir = runs / run_path(cfg)
+    seeded = json.loads((run_dir / "seeded.json").read_text())
+    assert seeded["epoch"] == 2 and seeded["epochs"] == 3
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["finished"] and [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    # the diagnostic's two epochs and one more are the run trained directly for three
+    X.train(cfg, tmp_path / "direct", tmp_path / "direct-ckpt", progress=False)
+    direct = torch.load(checkpoint_file(cfg, tmp_path / "direct-ckpt"), weights_only=False)["model"]
+    mine = torch.load(checkpoint_file(cfg, ckpt), weights_only=False)["model"]
+    assert all(torch.allclose(direct[k].float(), mine[k].float(), atol=1e-6) for k in mine)
+    # while a diagnostic still trains, its runs wait until last
+    (C.ROOT / "runs" / run_path(C.config("helvae", 2, scale="ci")) / "metrics.json").write_text(
+        json.dumps({"finished": False, "epochs": []}))
+    assert not C.diagnostic_complete(cfg)
+    assert [c.method for c in X.sweep_order([cfg, other])] == ["mopoe", "helvae"]
