@@ -1203,6 +1203,35 @@ def _note_lines(summary: dict) -> list[str]:
     return lines
 
 
+STALE_MARK = "†"
+
+
+def stale_cells(summary: dict) -> set[tuple[str, str, float]]:
+    """The (dataset, method, beta) cells of a table summary that rest on at least one stale run (``runs_stale``,
+    keyed by run path ``<scale>/<dataset>/<method>/beta=<b>/seed=<s>``)."""
+    cells = set()
+    for run in summary.get("runs_stale", {}):
+        _, dataset, method, beta = run.split("/")[:4]
+        cells.add((dataset, method, float(beta.split("=", 1)[1])))
+    return cells
+
+
+def _stale_legend(summary: dict) -> list[str]:
+    """The line that explains :data:`STALE_MARK`, when a cell of the table carries it."""
+    if not summary.get("runs_stale"):
+        return []
+    return [f"{STALE_MARK}: a run of this cell is stale (made with earlier defaults; listed below): its numbers are "
+            "not comparable with the others' until it is trained again."]
+
+
+def _cell_beta(block: str, method: str, summary: dict) -> float | None:
+    """The beta of ``method``'s runs in table block ``block`` (a beta, or "best": the method's own best beta)."""
+    if block == "best":
+        b = summary.get("block_betas", {}).get(block, {}).get(method)
+        return None if b is None else float(b)
+    return float(block)
+
+
 def table_markdown(summary: dict) -> str:
     """A Markdown table per beta: paper and ours side by side with ranks, and Kendall's tau per metric."""
     if "selection" in summary:
@@ -1217,13 +1246,16 @@ def table_markdown(summary: dict) -> str:
         lines.append("Quality below paper scale is `fd_classifier`, a Fréchet distance in the coherence "
                      "classifiers' features, not Inception FID: compare ranks, not values.")
     not_computed = set(summary.get("not_computed", ()))
+    stale = stale_cells(summary)
+    lines += _stale_legend(summary)
     for beta, by_metric in summary.get("cells", {}).items():
         metrics = list(by_metric)
         lines += ["", f"## {_block_title(beta, summary)}", "",
                   "| method | " + " | ".join(f"{m} paper | {m} ours" for m in metrics) + " |",
                   "|---|" + "---|---|" * len(metrics)]
         for method in summary["methods"]:
-            row = [method]
+            cell = (summary["dataset"], method, _cell_beta(beta, method, summary))
+            row = [method + (f" {STALE_MARK}" if cell in stale else "")]
             for metric in metrics:
                 c = by_metric[metric][method]
                 digits = _digits(metric, summary)
@@ -1287,14 +1319,16 @@ def selection_markdown(summary: dict) -> str:
     """HEL Table 5: per data set, the paper's beta, ours and the criterion at every beta of the grid."""
     lines = [f"# {summary['item']}: {summary['description']}", "",
              f"Ours: scale `{summary['scale']}`, {summary['runs_found']} of {summary['runs_expected']} runs found; "
-             "the criterion is a mean over seeds (no ± with one seed)."]
+             "the criterion is a mean over seeds (no ± with one seed)."] + _stale_legend(summary)
+    stale = stale_cells(summary)
     for dataset, sel in summary["selection"].items():
         grid = [f"{b:g}" for b in sel["grid"]]
         lines += ["", f"## {dataset} (`{sel['dataset']}`): best beta by `{sel['criterion']}`", "",
                   "| method | paper beta | ours beta | " + " | ".join(f"{sel['criterion']} at beta {b}" for b in grid)
                   + " |", "|---|---|---|" + "---|" * len(grid)]
         for m, r in sel["rows"].items():
-            vals = [_fmt(r["criterion"][b], 3) for b in grid]
+            vals = [_fmt(r["criterion"][b], 3) + (f" {STALE_MARK}" if (sel["dataset"], m, float(b)) in stale else "")
+                    for b in grid]
             paper = "—" if r["paper_beta"] is None else f"{r['paper_beta']:g}"
             ours = "—" if r["ours_beta"] is None else f"{r['ours_beta']:g}"
             lines.append(f"| {m} | {paper} | {ours} | " + " | ".join(vals) + " |")

@@ -83,6 +83,20 @@ def test_summary_over_seeds_with_paper_values_and_render(tmp_path):
     assert json.loads((tmp_path / "hel-table7.json").read_text())["runs_found"] == summary["runs_found"]
 
 
+def test_a_cell_resting_on_a_stale_run_is_marked_in_the_table(tmp_path):
+    e = X.get_experiment("hel-table7")
+    cfgs = {c.method: c for c in e.runs("cpu")}
+    _write(tmp_path, cfgs["helvae"], _evaluation(0.8, 0.3, 10.0, 12.0))
+    _write(tmp_path, cfgs["helvae-learned"], _evaluation(0.75, 0.4, 9.0, 11.0))
+    s = X.summarise(e, "cpu", tmp_path)
+    assert X.STALE_MARK not in X.table_markdown(s)  # nothing stale, no mark and no legend
+    s["runs_stale"] = {str(run_path(cfgs["helvae"])): "epochs: 60 there, 65 now"}
+    assert X.stale_cells(s) == {("polymnist-mini", "helvae", 5.0)}
+    md = X.table_markdown(s)
+    assert f"| helvae {X.STALE_MARK} |" in md and "| helvae-learned |" in md
+    assert f"{X.STALE_MARK}: a run of this cell is stale" in md and "epochs: 60 there, 65 now" in md
+
+
 def test_three_seeds_at_the_headline_beta_of_every_polymnist_item_at_cpu():
     for item in ("hel-table8", "hel-fig3", "hel-fig5", "hel-fig6", "wb-fig3", "hel-table5"):
         runs = [c for c in X.get_experiment(item).runs("cpu") if c.dataset == "polymnist-mini"]
