@@ -114,11 +114,16 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def repo_relative(path: str | os.PathLike) -> str:
-    """``path`` relative to the repository when it lies inside it, else as given (for messages and records)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+    """``path`` relative to the repository when it lies inside it, else as given (for messages and records).
+
+    Inside means by its own name first (``checkpoints/x`` stays relative when ``checkpoints`` is a link to another
+    disk), then with links resolved (a path given through a link to the repository)."""
+    for candidate in (Path(os.path.abspath(path)), Path(path).resolve()):
+        try:
+            return str(candidate.relative_to(REPO_ROOT))
+        except ValueError:
+            pass
+    return str(path)
 
 
 def source_hash() -> str:

@@ -18,6 +18,16 @@ def test_repo_relative_paths():
     assert A.repo_relative("/somewhere/else.json") == "/somewhere/else.json"
 
 
+def test_repo_relative_keeps_a_path_through_a_linked_folder_relative(tmp_path, monkeypatch):
+    repo, disk = tmp_path / "repo", tmp_path / "other-disk"
+    (disk / "diagnostics").mkdir(parents=True)
+    repo.mkdir()
+    (repo / "checkpoints").symlink_to(disk)  # checkpoints kept on another disk
+    monkeypatch.setattr(A, "REPO_ROOT", repo)
+    assert A.repo_relative(repo / "checkpoints" / "diagnostics" / "a.pt") == "checkpoints/diagnostics/a.pt"
+    assert A.repo_relative(disk / "diagnostics" / "a.pt") == str(disk / "diagnostics" / "a.pt")  # outside it
+
+
 def test_a_result_that_differs_only_in_code_hash_and_versions_keeps_its_file_byte_for_byte(tmp_path):
     old = {"x": [1.0, 2.5], "provenance": {"source_hash": "aaaa", "versions": {"torch": "1"}, "seed": 0}}
     path = A.write_json(tmp_path / "r.json", old)
