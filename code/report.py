@@ -108,14 +108,22 @@ def _claims_lines(results: Path) -> list[str]:
 
 
 def _diagnostic_lines(results: Path) -> list[str]:
-    """Each run under ``results/diagnostics/<name>/runs`` beside the run of the same path in ``results/runs``
-    (the scale's own settings): epochs and coherence of both, the diagnostic's name as its heading."""
+    """Each run under ``results/diagnostics/<name>/runs`` beside the run of the same path in its baseline: epochs
+    and coherence of both, the diagnostic's name as its heading. The baseline is ``results/runs`` (the scale's own
+    settings) unless the folder's ``diagnostic.json`` names another (``"beside"``: a folder of ``results``, or null
+    for runs kept for reference, listed with what its ``"about"`` says)."""
     lines = []
     for diag in sorted(p for p in (results / "diagnostics").glob("*") if (p / "runs").is_dir()):
-        rows, runs = [], diag / "runs"
+        meta = read_json(diag / "diagnostic.json") if (diag / "diagnostic.json").exists() else {}
+        runs, beside = diag / "runs", meta.get("beside", "runs")
+        if beside is None:
+            n = len(list(runs.glob("*/*/*/beta=*/seed=*/evaluation.json")))
+            lines += [f"- `results/diagnostics/{diag.name}`: {n} runs kept for reference: {meta.get('about', '')}", ""]
+            continue
+        rows = []
         for ev_file in sorted(runs.glob("*/*/*/beta=*/seed=*/evaluation.json")):
             rel = ev_file.parent.relative_to(runs)
-            base_file = results / "runs" / rel / "evaluation.json"
+            base_file = results / beside / rel / "evaluation.json"
             if not base_file.exists():
                 continue
             ev, base = read_json(ev_file), read_json(base_file)
@@ -125,8 +133,8 @@ def _diagnostic_lines(results: Path) -> list[str]:
                         f"{base_coh['unconditional']:.3f} → {coh['unconditional']:.3f} |")
         if rows:
             lines += [f"- `results/diagnostics/{diag.name}` (book chapter 9): the same runs with another setting, "
-                      "beside the scale's own", "", "| run | epochs | cond. coherence | uncond. coherence |",
-                      "|---|---|---|---|", *rows, ""]
+                      f"beside those in `results/{beside}`", "",
+                      "| run | epochs | cond. coherence | uncond. coherence |", "|---|---|---|---|", *rows, ""]
     return lines or ["- No diagnostic runs yet (`make diagnose-budget`).", ""]
 
 

@@ -52,6 +52,16 @@ def test_section_puts_each_diagnostic_run_beside_the_scales_run(tmp_path):
     assert "`results/diagnostics/epochs=180`" in text
     assert f"| {rel} | 60 → 180 | 0.250 → 0.750 | 0.041 → 0.200 |" in text
     assert "mopoe" not in text.split("### Diagnostics")[1].split("### Cost")[0]
+    # a diagnostic may name its baseline, or none (runs kept for reference)
+    _run_eval(tmp_path / "diagnostics" / "epochs=60" / "runs" / rel, 60, 0.3, 0.05)
+    (tmp_path / "diagnostics" / "epochs=60" / "diagnostic.json").write_text(
+        json.dumps({"beside": None, "about": "the first budget's runs"}))
+    (tmp_path / "diagnostics" / "epochs=180" / "diagnostic.json").write_text(
+        json.dumps({"beside": "diagnostics/epochs=60/runs"}))
+    text = report.section(tmp_path)
+    assert "`results/diagnostics/epochs=60`: 1 runs kept for reference: the first budget's runs" in text
+    assert f"| {rel} | 60 → 180 | 0.300 → 0.750 | 0.050 → 0.200 |" in text
+    assert "beside those in `results/diagnostics/epochs=60/runs`" in text
 
 
 def test_table6_columns_in_the_papers_order_with_the_papers_ratios(tmp_path):
