@@ -199,15 +199,18 @@ def latest_snapshot(cfg: TrainConfig, checkpoints: Path) -> int | None:
     return next((e for e in range(cfg.epochs, 0, -1) if snapshot_file(cfg, checkpoints, e).exists()), None)
 
 
+def curve_complete(run_dir: Path) -> bool:
+    """Whether the diagnostic run in ``run_dir`` is done training: stopped on a plateau (``plateau.json``, written
+    by :func:`run_method`) or finished its span (``metrics.json``'s ``finished``)."""
+    metrics = Path(run_dir) / "metrics.json"
+    return (Path(run_dir) / "plateau.json").exists() or (metrics.exists() and bool(read_json(metrics).get("finished")))
+
+
 def diagnostic_complete(cfg: TrainConfig) -> bool:
-    """Whether the diagnostic run that is run ``cfg`` but for its epochs (:func:`diagnostic_run`) is done training:
-    stopped on a plateau or finished its span. Its snapshots are then all it will keep."""
+    """Whether the diagnostic run that is run ``cfg`` but for its epochs (:func:`diagnostic_run`) is done training
+    (:func:`curve_complete`). Its snapshots are then all it will keep."""
     found = diagnostic_run(cfg)
-    if found is None:
-        return False
-    run_dir = found[0]
-    metrics = run_dir / "metrics.json"
-    return (run_dir / "plateau.json").exists() or (metrics.exists() and bool(read_json(metrics).get("finished")))
+    return found is not None and curve_complete(found[0])
 
 
 def seed_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> int:
@@ -376,14 +379,10 @@ def own_budget_methods(scale: str = "cpu") -> list[str]:
 
 
 def unfinished(results: Path, points: dict[str, list[dict]], epochs: int, tuples: int) -> list[str]:
-    """The methods of ``points`` whose diagnostic curve is not complete: neither stopped on a plateau
-    (``plateau.json`` beside the run) nor evaluated at the diagnostic's last epoch ``epochs``. A budget computed
-    while one is still training is provisional: its later points can move the best it is compared with."""
-    def complete(method: str) -> bool:
-        run_dir = Path(results) / "runs" / run_path(config(method, epochs, tuples=tuples))
-        return (run_dir / "plateau.json").exists() or points[method][-1]["epoch"] >= epochs
-
-    return [m for m in points if not complete(m)]
+    """The methods of ``points`` whose diagnostic run is still training (not :func:`curve_complete`). A budget
+    computed while one is still training is provisional: its later points can move the best it is compared with."""
+    return [m for m in points
+            if not curve_complete(Path(results) / "runs" / run_path(config(m, epochs, tuples=tuples)))]
 
 
 def summary(tuples: int | None = None, epochs: int | None = None, every: int | None = None) -> dict:

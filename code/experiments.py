@@ -518,6 +518,11 @@ def stale_reason(cfg: TrainConfig, run_dir: Path, checkpoint_dir: Path = CHECKPO
     evaluation = Path(run_dir) / "evaluation.json"
     if not diff and evaluation.exists() and not checkpoint_file(cfg, checkpoint_dir).exists():
         diff = settings_differences(read_json(evaluation), make_settings(cfg.scale))
+    return _differences_text(diff)
+
+
+def _differences_text(diff: dict[str, tuple]) -> str | None:
+    """:func:`poolvae.train.config_differences` in words (``"epochs: 60 there, 65 now"``), or None when empty."""
     return ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items()) or None
 
 
@@ -532,8 +537,7 @@ def interrupted_elsewhere(cfg: TrainConfig, checkpoint_dir: Path = CHECKPOINT_DI
         return None, False
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     stored = stored_config(state["config"])
-    diff = config_differences(stored, cfg)
-    why = ", ".join(f"{k}: {old!r} there, {new!r} now" for k, (old, new) in diff.items()) or None
+    why = _differences_text(config_differences(stored, cfg))
     return why, bool(why) and resumable(stored, cfg, state["epoch"], extend=True)
 
 

@@ -75,13 +75,14 @@ def test_more_tuples_runs_live_beside_the_main_diagnostic_and_count_equivalent_e
     assert C.config("helvae").epochs == 75 and C.config("codevae").epochs == 75  # CoDEVAE's own budget is lifted
 
 
-def _fake_run(root, method, tuples, epochs, every, coherence, objective):
-    """A diagnostic run folder with evaluations every ``every`` epochs (coherence(e)) and objective(e) per epoch."""
+def _fake_run(root, method, tuples, epochs, every, coherence, objective, finished=False):
+    """A diagnostic run folder with evaluations every ``every`` epochs (coherence(e)) and objective(e) per epoch;
+    ``finished``: it trained its whole span."""
     from poolvae.artefacts import write_json
     from poolvae.train import run_path
 
     run_dir = root / "runs" / run_path(C.config(method, epochs, tuples=tuples))
-    write_json(run_dir / "metrics.json", {"finished": False, "epochs": [
+    write_json(run_dir / "metrics.json", {"finished": finished, "epochs": [
         {"epoch": e, "test_objective": objective(e)} for e in range(1, epochs + 1)]})
     for e in range(every, epochs + 1, every):
         write_json(C.epoch_file(run_dir, e), {"metrics": {
@@ -118,7 +119,8 @@ def test_the_budget_is_final_only_once_every_calibrated_curve_is_complete(tmp_pa
     root = tmp_path / "tuples=4"
     calibrated = [m for m in C.METHODS if m not in C.own_budget_methods()]
     for m in calibrated:  # every method has points, but mvae only up to epoch 30 of 75
-        _fake_run(root, m, 4, 30 if m == "mvae" else 75, 5, lambda e: min(e, 40) / 50, lambda e: -abs(e - 40))
+        _fake_run(root, m, 4, 30 if m == "mvae" else 75, 5, lambda e: min(e, 40) / 50, lambda e: -abs(e - 40),
+                  finished=m != "mvae")
     s = C.summary(tuples=4)
     assert s["missing"] == ["codevae"] and s["unfinished"] == ["mvae"] and not s["final"]
     mvae_dir = root / "runs" / run_path(C.config("mvae", 75, tuples=4))
