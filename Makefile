@@ -173,6 +173,10 @@ sweep-polymnist: setup  ## Every trained PolyMNIST item in one pool (issue #18's
 	POOLVAE_DEVICE=$(DEVICE) $(SLURM_ENV) $(PY) -m poolvae.experiments sweep --scale $(SCALE) --jobs $(JOBS) \
 	  --executor $(if $(filter serial,$(EXECUTOR)),$(if $(filter 1,$(JOBS)),serial,local),$(EXECUTOR)) --retrain-stale
 
+.PHONY: sweep-plan
+sweep-plan: setup  ## What sweep-polymnist would do with each run, and about how long it takes on JOBS cores (runs nothing)
+	$(PY) -m poolvae.experiments sweep --scale $(SCALE) --jobs $(JOBS) --retrain-stale --plan
+
 .PHONY: diagnose-budget
 BUDGET_EPOCHS ?= 180
 BUDGET_METHODS ?= helvae mopoe mwbvae mvae mmvae mmvaeplus

@@ -366,6 +366,12 @@ class PolyMNIST(MultimodalDataset):
         return list(x.unbind(0)), r["labels"][j].unsqueeze(-1)
 
 
+def polymnist_mini_train_rows(scale: str = "cpu", tuples: int = 1) -> int:
+    """The training tuples of :func:`polymnist_mini` at ``scale`` with ``tuples`` per training digit, without
+    building or reading it: ``tuples`` x 10 classes x the training digits per class."""
+    return tuples * 10 * MINI_PER_CLASS["ci" if scale == "ci" else "cpu"][0]
+
+
 def polymnist_mini(root: str | os.PathLike | None = None, split: str = "train", *, scale: str = "cpu",
                    seed: int = pm.MINI_SEED, limit: int | None = None, tuples: int = 1) -> PolyMNIST:
     """PolyMNIST-mini, built on first use into ``<root>/polymnist-mini`` (``-ci`` at scale ``ci``).

@@ -3,6 +3,7 @@
     python -m poolvae.experiments list
     python -m poolvae.experiments reproduce hel-table8 --scale cpu [--jobs 2] [--executor serial|local|slurm]
     python -m poolvae.experiments render hel-table8 --scale cpu
+    python -m poolvae.experiments sweep --scale cpu --jobs 2 --retrain-stale [--plan]
 
 One item id (``hel-table8``) is one name across the Makefile target, ``results/<id>.json`` and the
 rendered ``results/<id>.md`` / ``.csv`` / ``.tex`` (tables) or ``figures/<id>.png`` / ``.pdf``
@@ -602,6 +603,35 @@ def _duration(seconds: float) -> str:
     return f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s // 60 % 60:02d} min"
 
 
+def _estimates(cfgs: list[TrainConfig], runs_dir: Path, checkpoint_dir: Path, retrain_stale: bool,
+               evaluate: bool) -> dict[Path, float | None]:
+    """{run path: estimated seconds (None: no estimate)} of the runs that train or evaluate
+    (:mod:`poolvae.sweep_plan`), in order, for the ETA of several runs side by side. The ETA is not worth a sweep:
+    when the plan cannot be made (a data set or a record unreadable) every run is without an estimate, and the
+    runs themselves report the problem."""
+    from .sweep_plan import plan
+
+    try:
+        plans = plan(cfgs, runs_dir, checkpoint_dir, retrain_stale, evaluate)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"no ETA: the plan could not be made ({err})", flush=True)
+        return dict.fromkeys((run_path(c) for c in cfgs), None)
+    return {run_path(p.cfg): p.seconds for p in plans if p.busy}
+
+
+def _estimated_eta(estimates: dict[Path, float | None], jobs: int) -> str:
+    """``"; ETA ..."`` of the runs not yet done from their estimates on ``jobs`` workers (``at least`` when some
+    have none; the runs in progress count whole, so it errs long), or ``""`` when nothing is left."""
+    from .sweep_plan import wall_seconds
+
+    if not estimates:
+        return ""
+    known = [s for s in estimates.values() if s is not None]
+    unknown = len(estimates) - len(known)
+    more = f" and {unknown} runs without an estimate" if unknown else ""
+    return f"; ETA {_duration(wall_seconds(known, jobs))}{more}"
+
+
 def run_state(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR,
               retrain_stale: bool = False) -> str:
     """What :func:`run_one` is about to do with run ``cfg`` (``runs_dir``: the root of the run folders), in words:
@@ -701,6 +731,25 @@ def sweep_order(cfgs: list[TrainConfig]) -> list[TrainConfig]:
     return sorted(unique, key=rank)  # stable: each group keeps the items' own order
 
 
+def sweep_runs(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu",
+               datasets: tuple[str, ...] = ("polymnist-mini", "polymnist")) -> list[TrainConfig]:
+    """The runs of :func:`sweep`, once each, in its order (:func:`sweep_order`); an unknown item raises."""
+    for item in items:
+        get_experiment(item)  # an unknown id fails before anything runs
+    return sweep_order([c for item in items for c in get_experiment(item).runs(scale) if c.dataset in datasets])
+
+
+def sweep_plan_lines(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu", jobs: int = 1,
+                     results_dir: Path = RESULTS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
+                     retrain_stale: bool = False, train_only: bool = False) -> list[str]:
+    """What :func:`sweep` would do with each of its runs and about how long it would take on ``jobs`` workers
+    (:mod:`poolvae.sweep_plan`), in words; runs nothing (``sweep --plan``, ``make sweep-plan``)."""
+    from .sweep_plan import plan, plan_lines
+
+    cfgs = sweep_runs(items, scale)
+    return plan_lines(plan(cfgs, Path(results_dir) / "runs", checkpoint_dir, retrain_stale, not train_only), jobs)
+
+
 def sweep(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu", jobs: int = 1, executor: str = "serial",
           results_dir: Path = RESULTS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR, retrain_stale: bool = False,
           datasets: tuple[str, ...] = ("polymnist-mini", "polymnist"), train_only: bool = False) -> dict[str, dict]:
@@ -709,9 +758,7 @@ def sweep(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu", jobs: in
     hours on two cores, resumable (finished runs are kept, an interrupted one resumes from its checkpoint).
     ``train_only`` trains and renders nothing else: while a budget is provisional, runs trained now go on to the
     final one later (:func:`interrupted_elsewhere`) and are evaluated once, then."""
-    for item in items:
-        get_experiment(item)  # an unknown id fails before anything runs
-    cfgs = sweep_order([c for item in items for c in get_experiment(item).runs(scale) if c.dataset in datasets])
+    cfgs = sweep_runs(items, scale, datasets)
     execute(f"sweep of {len(items)} items", cfgs, scale, jobs, executor, results_dir, checkpoint_dir, None,
             retrain_stale, evaluate=not train_only)
     return {} if train_only else {item: render(item, scale, results_dir) for item in items}
@@ -748,12 +795,13 @@ def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, exec
         from concurrent.futures import ProcessPoolExecutor, as_completed
         one_thread = scale == "ci" or jobs > 1  # several runs side by side: one thread each, one run per core
         failed: list[str] = []
+        estimates = _estimates(cfgs, runs_dir, Path(checkpoint_dir), retrain_stale, evaluate)
         with ProcessPoolExecutor(max_workers=jobs, initializer=_single_threaded_worker if one_thread else None) as pool:
             futures = {pool.submit(in_worker, run_one, *a): a[0] for a in args}
             try:
                 for i, f in enumerate(as_completed(futures), 1):
-                    took = time.perf_counter() - start
-                    eta = f"; ETA {_duration(took / i * (n - i))}" if i < n else ""
+                    estimates.pop(run_path(futures[f]), None)
+                    eta = _estimated_eta(estimates, jobs) if i < n else ""
                     try:
                         f.result()
                     except (ValueError, FileNotFoundError, RuntimeError) as err:  # one run's problem: the rest go on
@@ -1472,6 +1520,8 @@ def main(argv=None) -> int:
                     help="delete and train again the runs made with settings that are no longer the defaults")
     sw.add_argument("--train-only", action="store_true",
                     help="train, evaluate nothing (a provisional budget: the runs go on to the final one later)")
+    sw.add_argument("--plan", action="store_true",
+                    help="print what the sweep would do with each run and about how long it takes; run nothing")
     parsers = {}
     for name in ("reproduce", "render"):
         s = parsers[name] = sub.add_parser(name)
@@ -1500,6 +1550,10 @@ def main(argv=None) -> int:
         bad = [i for i in a.items if i not in EXPERIMENTS]
         if bad:
             sw.error(f"--items: unknown {', '.join(bad)}; valid: {', '.join(EXPERIMENTS)}")
+        if a.plan:
+            print("\n".join(sweep_plan_lines(tuple(a.items), a.scale, a.jobs, retrain_stale=a.retrain_stale,
+                                              train_only=a.train_only)))
+            return 0
         try:
             sweep(tuple(a.items), a.scale, a.jobs, a.executor, retrain_stale=a.retrain_stale, train_only=a.train_only)
         except (FileNotFoundError, ValueError, RuntimeError) as err:

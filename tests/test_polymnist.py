@@ -371,6 +371,7 @@ def test_build_mini_command_builds_the_cpu_scales_tuples_where_the_loader_reads_
     assert "3 training tuples per digit" in capsys.readouterr().out
     monkeypatch.setattr(D, "MINI_PER_CLASS", {"ci": (2, 1), "cpu": (2, 1)})
     assert len(D.polymnist_mini(tmp_path, "train", scale="ci", tuples=3)) == 3 * 2 * 10  # the folder just built
+    assert D.polymnist_mini_train_rows("ci", 3) == 3 * 2 * 10  # the same count, without reading the folder
     tuples = make_config("polymnist-mini", "helvae", "cpu").tuples
     makefile = (pm.REPO_ROOT / "Makefile").read_text()
     assert f"poolvae.polymnist --build-mini --tuples {tuples}" in makefile.split("data-mini:")[1].split("\n\n")[0]
