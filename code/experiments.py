@@ -1261,11 +1261,9 @@ STALE_MARK = "†"
 def stale_cells(summary: dict) -> set[tuple[str, str, float]]:
     """The (dataset, method, beta) cells of a table summary that rest on at least one stale run (``runs_stale``,
     keyed by run path ``<scale>/<dataset>/<method>/beta=<b>/seed=<s>``)."""
-    cells = set()
-    for run in summary.get("runs_stale", {}):
-        _, dataset, method, beta = run.split("/")[:4]
-        cells.add((dataset, method, float(beta.split("=", 1)[1])))
-    return cells
+    from .train import parse_run_path
+
+    return {(k.dataset, k.method, k.beta) for k in map(parse_run_path, summary.get("runs_stale", {}))}
 
 
 def _stale_legend(summary: dict) -> list[str]:

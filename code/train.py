@@ -285,6 +285,26 @@ def run_path(cfg: TrainConfig) -> Path:
     return Path(cfg.scale, cfg.dataset, cfg.method, f"beta={cfg.beta:g}", f"seed={cfg.seed}")
 
 
+@dataclass(frozen=True)
+class RunKey:
+    """What a run path (:func:`run_path`) names: scale, data set, method, beta and seed."""
+
+    scale: str
+    dataset: str
+    method: str
+    beta: float
+    seed: int
+
+
+def parse_run_path(path: str | Path) -> RunKey:
+    """The :class:`RunKey` of a run path ``<scale>/<dataset>/<method>/beta=<b>/seed=<s>`` (the inverse of
+    :func:`run_path`); anything else raises a ValueError that shows the layout."""
+    parts = Path(path).parts
+    if len(parts) != 5 or not parts[3].startswith("beta=") or not parts[4].startswith("seed="):
+        raise ValueError(f"{str(path)!r} is not a run path <scale>/<dataset>/<method>/beta=<b>/seed=<s>")
+    return RunKey(parts[0], parts[1], parts[2], float(parts[3][5:]), int(parts[4][5:]))
+
+
 def checkpoint_file(cfg: TrainConfig, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Path:
     """Where the run ``cfg`` keeps its checkpoint: ``<checkpoint_dir>/<run path>/last.pt``."""
     return Path(checkpoint_dir) / run_path(cfg) / "last.pt"

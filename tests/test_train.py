@@ -543,3 +543,14 @@ def test_an_interrupted_pool_worker_exits_instead_of_taking_the_next_run():
             second.result()
     with ProcessPoolExecutor(max_workers=1) as pool:  # without an interrupt it is the plain call
         assert pool.submit(T.in_worker, int, "7").result() == 7
+
+
+@pytest.mark.parametrize("beta", [0.03, 1.0, 2.5, 10.0])
+def test_a_run_path_reads_back_as_what_it_names(beta):
+    cfg = T.make_config("polymnist-mini", "mmvaeplus", "cpu", beta=beta, seed=2)
+    key = T.parse_run_path(T.run_path(cfg))
+    assert (key.scale, key.dataset, key.method, key.beta, key.seed) == ("cpu", "polymnist-mini", "mmvaeplus", beta, 2)
+    assert T.parse_run_path(str(T.run_path(cfg))) == key  # as stored in a summary's runs_stale: a string
+    for bad in ("cpu/polymnist-mini/helvae/beta=1", "cpu/polymnist-mini/helvae/b=1/seed=0", "a/b/c/beta=1/s=0"):
+        with pytest.raises(ValueError, match="is not a run path <scale>/<dataset>/<method>/beta=<b>/seed=<s>"):
+            T.parse_run_path(bad)
