@@ -2,12 +2,13 @@
 
 Per run: what the sweep is about to do with it (:func:`poolvae.experiments.run_state`), the epochs it still has to
 train (none for a finished run, fewer for one that resumes or starts from the convergence diagnostic's snapshot) and
-an estimate of its seconds. The estimate is measured wherever it can be: seconds per step from the epochs of runs
+an estimate of its seconds. The estimate is measured wherever it can be: seconds per epoch from the epochs of runs
 already made with the same method and settings (any beta, seed or number of epochs; runs made beside another, as
 in a sweep with two jobs, included), seconds per evaluation from their ``evaluation.json``. Without such a run it
-falls back on the training benchmark (``results/bench/train-<device>.json``, one process alone on the machine:
-an underestimate when several runs share it), and says so. ``python -m poolvae.experiments sweep --plan`` prints
-the plan (``make sweep-plan``), and the sweep's ETA with several jobs comes from it.
+falls back on the training benchmark (``results/bench/train-<device>.json``, one process alone on the machine),
+scaled by how much longer the runs made here took than the benchmark says (:func:`bench_factor`), and says so.
+``python -m poolvae.experiments sweep --plan`` prints the plan (``make sweep-plan``), and the sweep's ETA with
+several jobs comes from it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class RunPlan:
     evaluates: bool
     train_seconds: float | None
     evaluate_seconds: float | None
-    source: str  # where train_seconds comes from: "measured", "bench", "none" ("-" when nothing trains)
+    source: str  # where train_seconds comes from: "measured", "bench x<factor>", "none" ("-" when nothing trains)
 
     @property
     def seconds(self) -> float | None:
@@ -149,18 +150,40 @@ def _checkpoint_epoch(cfg: TrainConfig, checkpoint_dir: Path) -> int:
                           mmap=True)["epoch"])
 
 
+def bench_epoch_seconds(cfg: TrainConfig, bench_dir: Path = BENCH_DIR) -> float | None:
+    """Seconds per epoch of run ``cfg`` from the training benchmark's step time (:func:`bench_step_seconds`) times
+    its steps per epoch, or None when the benchmark did not time it."""
+    step = bench_step_seconds(cfg, bench_dir)
+    return None if step is None else step * steps_per_epoch(cfg)
+
+
+def bench_factor(cfgs: list[TrainConfig], runs_dir: Path, bench_dir: Path = BENCH_DIR) -> float:
+    """How much longer an epoch takes in the runs made than the benchmark says: the median, over the methods (and
+    settings) of ``cfgs`` that have both, of measured over benchmarked epoch seconds; 1 when none has both. The
+    benchmark times one process alone; a sweep shares the cores, so its estimates are scaled by this."""
+    ratios = []
+    timings = {}  # one config per method and settings: beta, seed and epochs do not change an epoch's time
+    for c in cfgs:
+        timings.setdefault(str(dataclasses.replace(c, beta=0.0, seed=0, epochs=1)), c)
+    for c in timings.values():
+        measured, benched = measured_epoch_seconds(c, runs_dir), bench_epoch_seconds(c, bench_dir)
+        if measured and benched:
+            ratios.append(measured / benched)
+    return statistics.median(ratios) if ratios else 1.0
+
+
 def plan_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR, retrain_stale: bool = False,
-             evaluate: bool = True, bench_dir: Path = BENCH_DIR) -> RunPlan:
-    """The :class:`RunPlan` of one run (``runs_dir``: the root of the run folders, as :func:`run_state`'s)."""
+             evaluate: bool = True, bench_dir: Path = BENCH_DIR, factor: float = 1.0) -> RunPlan:
+    """The :class:`RunPlan` of one run (``runs_dir``: the root of the run folders, as :func:`run_state`'s); a
+    benchmark estimate is scaled by ``factor`` (:func:`bench_factor`)."""
     from .experiments import run_state
 
     state = run_state(cfg, runs_dir, checkpoint_dir, retrain_stale)
     left = epochs_left(cfg, state, runs_dir, checkpoint_dir)
     evaluates = evaluate and "evaluating" in state
     epoch, source = measured_epoch_seconds(cfg, runs_dir), "measured"
-    if epoch is None:
-        step, source = bench_step_seconds(cfg, bench_dir), "bench"
-        epoch = None if step is None else step * steps_per_epoch(cfg)
+    if epoch is None and (benched := bench_epoch_seconds(cfg, bench_dir)) is not None:
+        epoch, source = benched * factor, f"bench x{factor:.2f}"
     if epoch is None:
         source = "none"
     train_seconds = left * epoch if left and epoch is not None else (0.0 if not left else None)
@@ -170,8 +193,10 @@ def plan_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT
 
 def plan(cfgs: list[TrainConfig], runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR, retrain_stale: bool = False,
          evaluate: bool = True, bench_dir: Path = BENCH_DIR) -> list[RunPlan]:
-    """:func:`plan_run` of every run, in the given order (the sweep's)."""
-    return [plan_run(c, runs_dir, checkpoint_dir, retrain_stale, evaluate, bench_dir) for c in cfgs]
+    """:func:`plan_run` of every run, in the given order (the sweep's), benchmark estimates scaled by
+    :func:`bench_factor` of the same runs."""
+    factor = bench_factor(cfgs, runs_dir, bench_dir)
+    return [plan_run(c, runs_dir, checkpoint_dir, retrain_stale, evaluate, bench_dir, factor) for c in cfgs]
 
 
 def wall_seconds(seconds: list[float], jobs: int) -> float:
@@ -203,7 +228,7 @@ def plan_lines(plans: list[RunPlan], jobs: int = 1) -> list[str]:
     if len(known) < len(busy):
         lines.append(f"{len(busy) - len(known)} runs have no estimate (no run of their method and settings made or "
                      "benchmarked yet) and are not counted")
-    if any(p.source == "bench" for p in busy):
-        lines.append("bench: the training benchmark's step time (one process alone), an underestimate while "
-                     "another run shares the cores")
+    if any(p.source.startswith("bench") for p in busy):
+        lines.append("bench x<f>: the training benchmark's step time (one process alone) times f, how much longer "
+                     "the runs made here took than it says (the median over the methods that have both)")
     return lines

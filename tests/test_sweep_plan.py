@@ -71,7 +71,25 @@ def test_the_benchmark_stands_in_only_for_the_same_networks_and_batch(tmp_path):
     assert P.bench_step_seconds(_cfg("mopoe"), tmp_path) is None
     assert P.bench_step_seconds(cfg, tmp_path / "absent") is None
     plan = P.plan_run(cfg, tmp_path / "runs", tmp_path / "checkpoints", bench_dir=tmp_path)
-    assert plan.source == "bench" and plan.train_seconds == pytest.approx(cfg.epochs * 4 * 0.25)
+    assert plan.source == "bench x1.00" and plan.train_seconds == pytest.approx(cfg.epochs * 4 * 0.25)
+
+
+def test_benchmark_estimates_are_scaled_by_how_much_longer_the_runs_made_took(tmp_path):
+    runs = tmp_path / "runs"
+    cfgs = [_cfg(m) for m in ("helvae", "mopoe", "mvae", "mmvae")]
+    timed = {c.method: {"config": {k: getattr(c, k) for k in ("arch", "width", "latent_dim", "private_dim",
+                                                                "batch_size", "K")}, "step_seconds": 1.0}
+             for c in cfgs}
+    (tmp_path / "train-cpu.json").write_text(json.dumps({"settings": {"ci": {"dataset": "polymnist-mini",
+                                                                              "methods": timed}}}))
+    _run(runs, _cfg("helvae", beta=1.0), seconds=(8, 8))  # bench: 4 steps of 1 s; made: 8 s, 2x
+    _run(runs, _cfg("helvae", beta=5.0), seconds=(8,))  # the same method and settings count once
+    _run(runs, _cfg("mopoe", beta=1.0), seconds=(12,))  # 3x
+    _run(runs, _cfg("mvae", beta=1.0), seconds=(16,))  # 4x
+    assert P.bench_factor(cfgs, runs, tmp_path) == 3.0  # the median of 2, 3 and 4
+    assert P.bench_factor(cfgs, tmp_path / "none", tmp_path) == 1.0
+    mmvae = next(p for p in P.plan(cfgs, runs, tmp_path / "ck", bench_dir=tmp_path) if p.cfg.method == "mmvae")
+    assert mmvae.source == "bench x3.00" and mmvae.train_seconds == pytest.approx(mmvae.cfg.epochs * 4 * 1.0 * 3.0)
 
 
 def test_a_new_a_resumed_and_a_finished_run(tmp_path):
