@@ -1217,6 +1217,17 @@ def _fmt(s: dict | None, digits: int) -> str:
     return f"{s['mean']:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
+def cell_text(s: dict | None, digits: int, rank: int | None = None) -> str:
+    """One cell of a table: mean ± std over seeds (:func:`_fmt`); with one seed, the 95% bootstrap interval over
+    test points in square brackets where the summary has one (:func:`mean_interval`; coherence, whose per-point
+    outcomes are resampled); then the rank in round brackets. ``"0.809 [0.807, 0.812] (5)"``."""
+    iv = (s or {}).get("interval")
+    text = _fmt(s, digits)
+    if iv and (s or {}).get("std") is None:
+        text += f" [{iv[0]:.{digits}f}, {iv[1]:.{digits}f}]"
+    return text + (f" ({rank})" if rank else "")
+
+
 def _digits(metric: str, summary: dict) -> int:
     """Decimals of a column: as its item declares, else 2 for quality and 3 otherwise."""
     exp = EXPERIMENTS.get(summary["item"])
@@ -1288,8 +1299,9 @@ def table_markdown(summary: dict) -> str:
         return selection_markdown(summary)
     lines = [f"# {summary['item']}: {summary['description']}", "",
              f"Ours: scale `{summary['scale']}` on `{summary['dataset']}`, {summary['runs_found']} of "
-             f"{summary['runs_expected']} runs found; mean ± std over seeds (no ± with one seed). "
-             "Paper: as printed. Ranks in brackets (1 = best)."]
+             f"{summary['runs_expected']} runs found; mean ± std over seeds; with one seed, the 95% bootstrap "
+             "interval over test points in square brackets where the metric has one (coherence). "
+             "Paper: as printed. Ranks in round brackets (1 = best)."]
     if summary.get("stand_in"):
         lines.append(f"**Stand-in:** {summary['stand_in']}.")
     if summary.get("quality_metric") == "fd_classifier":
@@ -1309,10 +1321,8 @@ def table_markdown(summary: dict) -> str:
             for metric in metrics:
                 c = by_metric[metric][method]
                 digits = _digits(metric, summary)
-                pr = f" ({c['paper_rank']})" if c["paper_rank"] else ""
-                orank = f" ({c['ours_rank']})" if c["ours_rank"] else ""
-                ours = "not computed here" if metric in not_computed else _fmt(c["ours"], digits) + orank
-                row += [_fmt(c["paper"], digits) + pr, ours]
+                ours = "not computed here" if metric in not_computed else cell_text(c["ours"], digits, c["ours_rank"])
+                row += [cell_text(c["paper"], digits, c["paper_rank"]), ours]
             lines.append("| " + " | ".join(row) + " |")
         taus = summary["kendall_tau"][beta]
         spans = summary.get("kendall_tau_interval", {}).get(beta, {})
@@ -1328,18 +1338,21 @@ def table_markdown(summary: dict) -> str:
 
 
 def table_csv(summary: dict) -> str:
-    """One row per (beta, method, metric): paper mean/std/rank and ours mean/std/n/rank."""
+    """One row per (beta, method, metric): paper mean/std/rank, ours mean/std/n/rank and the 95% bootstrap interval
+    of our mean (seeds, and test points for coherence; empty when nothing varies)."""
     if "selection" in summary:
         return selection_csv(summary)
-    rows = ["beta,method,metric,paper_mean,paper_std,paper_rank,ours_mean,ours_std,ours_n,ours_rank,scale"]
+    rows = ["beta,method,metric,paper_mean,paper_std,paper_rank,ours_mean,ours_std,ours_n,ours_rank,scale,"
+            "ours_interval_low,ours_interval_high"]
     for beta, by_metric in summary.get("cells", {}).items():
         per = summary.get("block_betas", {}).get(beta)
         for metric, by_method in by_metric.items():
             for method, c in by_method.items():
                 p, o = c["paper"] or {}, c["ours"]
                 b = f"{per[method]:g}" if per else beta
+                iv = o.get("interval") or [None, None]
                 vals = [b, method, metric, p.get("mean"), p.get("std"), c["paper_rank"], o["mean"], o["std"], o["n"],
-                        c["ours_rank"], summary["scale"]]
+                        c["ours_rank"], summary["scale"], *iv]
                 rows.append(",".join("" if v is None else str(v) for v in vals))
     return "\n".join(rows) + "\n"
 

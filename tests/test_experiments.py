@@ -629,3 +629,19 @@ def test_a_failing_run_is_reported_at_once_and_the_others_still_run(tmp_path, mo
     out = capsys.readouterr().out
     assert "mvae/beta=1/seed=0: FAILED (mvae cannot)" in out
     assert out.count(": done") == 2
+
+
+def test_a_single_seed_cell_shows_its_bootstrap_interval_and_a_seeded_one_its_std(tmp_path):
+    e = X.get_experiment("hel-table7")
+    cfgs = {c.method: c for c in e.runs("cpu")}
+    _write(tmp_path, cfgs["helvae"], _evaluation(0.8, 0.3, 10.0, 12.0))
+    _write(tmp_path, cfgs["helvae-learned"], _evaluation(0.75, 0.4, 9.0, 11.0))
+    s = X.summarise(e, "cpu", tmp_path)
+    ours = s["cells"]["5"]["coherence/conditional"]["helvae"]["ours"]
+    ours.update(interval=[0.79, 0.81], std=None)
+    assert "| 0.800 [0.790, 0.810] (1) |" in X.table_markdown(s)
+    row = next(r for r in X.table_csv(s).splitlines() if r.startswith("5,helvae,coherence/conditional,"))
+    assert row.endswith(",cpu,0.79,0.81")
+    ours.update(std=0.01, n=2)  # seeds: mean +- std, the interval stays in the json and csv only
+    md = X.table_markdown(s)
+    assert "| 0.800 ± 0.010 (1) |" in md and "[0.790, 0.810]" not in md
