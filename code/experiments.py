@@ -1372,7 +1372,7 @@ def table_latex(summary: dict) -> str:
             for metric in metrics:
                 c = by_metric[metric][method]
                 d = _digits(metric, summary)
-                cells += [_fmt(c["paper"], d).replace("±", r"$\pm$"), _fmt(c["ours"], d).replace("±", r"$\pm$")]
+                cells += [_fmt(c["paper"], d).replace("±", r"$\pm$"), cell_text(c["ours"], d).replace("±", r"$\pm$")]
             out.append(method + " & " + " & ".join(cells) + r" \\")
         out += [r"\bottomrule", r"\end{tabular}", f"% beta = {beta}, ours at scale {summary['scale']}", ""]
     return "\n".join(out)
