@@ -620,8 +620,8 @@ def _estimates(cfgs: list[TrainConfig], runs_dir: Path, checkpoint_dir: Path, re
 
 
 def _estimated_eta(estimates: dict[Path, float | None], jobs: int) -> str:
-    """``"; ETA ..."`` of the runs not yet done from their estimates on ``jobs`` workers (``at least`` when some
-    have none; the runs in progress count whole, so it errs long), or ``""`` when nothing is left."""
+    """``"; ETA ..."`` of the runs not yet done from their estimates on ``jobs`` workers, naming how many have none
+    (not counted); the runs in progress count whole, so it errs long. ``""`` when nothing is left."""
     from .sweep_plan import wall_seconds
 
     if not estimates:
