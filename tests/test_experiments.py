@@ -83,12 +83,17 @@ def test_summary_over_seeds_with_paper_values_and_render(tmp_path):
     assert json.loads((tmp_path / "hel-table7.json").read_text())["runs_found"] == summary["runs_found"]
 
 
-def test_a_cell_resting_on_a_stale_run_is_marked_in_the_table(tmp_path):
+def _table7_summary(tmp_path) -> tuple[dict, dict]:
+    """HEL Table 7's cpu summary over one run each of HELVAE and HELVAE with learned weights, and its configs."""
     e = X.get_experiment("hel-table7")
     cfgs = {c.method: c for c in e.runs("cpu")}
     _write(tmp_path, cfgs["helvae"], _evaluation(0.8, 0.3, 10.0, 12.0))
     _write(tmp_path, cfgs["helvae-learned"], _evaluation(0.75, 0.4, 9.0, 11.0))
-    s = X.summarise(e, "cpu", tmp_path)
+    return X.summarise(e, "cpu", tmp_path), cfgs
+
+
+def test_a_cell_resting_on_a_stale_run_is_marked_in_the_table(tmp_path):
+    s, cfgs = _table7_summary(tmp_path)
     assert X.STALE_MARK not in X.table_markdown(s)  # nothing stale, no mark and no legend
     s["runs_stale"] = {str(run_path(cfgs["helvae"])): "epochs: 60 there, 65 now"}
     assert X.stale_cells(s) == {("polymnist-mini", "helvae", 5.0)}
@@ -632,11 +637,7 @@ def test_a_failing_run_is_reported_at_once_and_the_others_still_run(tmp_path, mo
 
 
 def test_a_single_seed_cell_shows_its_bootstrap_interval_and_a_seeded_one_its_std(tmp_path):
-    e = X.get_experiment("hel-table7")
-    cfgs = {c.method: c for c in e.runs("cpu")}
-    _write(tmp_path, cfgs["helvae"], _evaluation(0.8, 0.3, 10.0, 12.0))
-    _write(tmp_path, cfgs["helvae-learned"], _evaluation(0.75, 0.4, 9.0, 11.0))
-    s = X.summarise(e, "cpu", tmp_path)
+    s, _ = _table7_summary(tmp_path)
     ours = s["cells"]["5"]["coherence/conditional"]["helvae"]["ours"]
     ours.update(interval=[0.79, 0.81], std=None)
     assert "| 0.800 [0.790, 0.810] (1) |" in X.table_markdown(s)
