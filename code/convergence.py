@@ -41,6 +41,7 @@ from .train import (
     METHOD_AT_SCALE,
     TrainConfig,
     checkpoint_file,
+    checkpoint_header,
     config_differences,
     in_worker,
     make_config,
@@ -163,7 +164,7 @@ def keep_snapshot(cfg: TrainConfig, checkpoints: Path, epoch: int) -> None:
     last, snap = checkpoint_file(cfg, checkpoints), snapshot_file(cfg, checkpoints, epoch)
     if snap.exists() or not last.exists():
         return
-    if torch.load(last, map_location="cpu", weights_only=False)["epoch"] == epoch:
+    if checkpoint_header(last)["epoch"] == epoch:
         tmp = snap.with_suffix(".tmp")
         shutil.copyfile(last, tmp)
         tmp.replace(snap)

@@ -33,6 +33,7 @@ by a stated rule). ``hel-fig4`` and ``hel-fig9`` are drawn from each run's ``sam
 from __future__ import annotations
 
 import argparse
+import enum
 import math
 import statistics
 import sys
@@ -44,6 +45,7 @@ from pathlib import Path
 from . import paper_numbers
 from .artefacts import RESULTS_DIR, provenance, read_json, write_json
 from .datasets import base_name
+from .sweep_plan import duration_text, plan, plan_lines, wall_seconds
 from .train import (
     CHECKPOINT_DIR,
     METHOD_AT_SCALE,
@@ -51,6 +53,7 @@ from .train import (
     RUNS_DIR,
     TrainConfig,
     checkpoint_file,
+    checkpoint_header,
     config_differences,
     in_worker,
     make_config,
@@ -531,15 +534,13 @@ def interrupted_elsewhere(cfg: TrainConfig, checkpoint_dir: Path = CHECKPOINT_DI
     """(why, extendable): why the checkpoint of run ``cfg`` (finished or interrupted) is not this run (its config
     differs; None when there is no checkpoint or it is this run's), and whether it becomes this run by training on
     (only its epochs grew). A run made before a default changed: ``--retrain-stale`` trains it on, or afresh."""
-    import torch
-
     ckpt = checkpoint_file(cfg, checkpoint_dir)
     if not ckpt.exists():
         return None, False
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    stored = stored_config(state["config"])
+    header = checkpoint_header(ckpt)
+    stored = stored_config(header["config"])
     why = _differences_text(config_differences(stored, cfg))
-    return why, bool(why) and resumable(stored, cfg, state["epoch"], extend=True)
+    return why, bool(why) and resumable(stored, cfg, header["epoch"], extend=True)
 
 
 def run_one(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
@@ -595,22 +596,12 @@ def check_data(cfgs: list[TrainConfig]) -> None:
             ds.get_dataset(dataset, split, scale=scale)
 
 
-def _duration(seconds: float) -> str:
-    """``75.2`` -> ``"1 min 15 s"``; under a minute in seconds."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    return f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s // 60 % 60:02d} min"
-
-
 def _estimates(cfgs: list[TrainConfig], runs_dir: Path, checkpoint_dir: Path, retrain_stale: bool,
                evaluate: bool) -> dict[Path, float | None]:
     """{run path: estimated seconds (None: no estimate)} of the runs that train or evaluate
     (:mod:`poolvae.sweep_plan`), in order, for the ETA of several runs side by side. The ETA is not worth a sweep:
     when the plan cannot be made (a data set or a record unreadable) every run is without an estimate, and the
     runs themselves report the problem."""
-    from .sweep_plan import plan
-
     try:
         plans = plan(cfgs, runs_dir, checkpoint_dir, retrain_stale, evaluate)
     except (OSError, ValueError, KeyError) as err:
@@ -622,35 +613,63 @@ def _estimates(cfgs: list[TrainConfig], runs_dir: Path, checkpoint_dir: Path, re
 def _estimated_eta(estimates: dict[Path, float | None], jobs: int) -> str:
     """``"; ETA ..."`` of the runs not yet done from their estimates on ``jobs`` workers, naming how many have none
     (not counted); the runs in progress count whole, so it errs long. ``""`` when nothing is left."""
-    from .sweep_plan import wall_seconds
-
     if not estimates:
         return ""
     known = [s for s in estimates.values() if s is not None]
     unknown = len(estimates) - len(known)
     more = f" and {unknown} runs without an estimate" if unknown else ""
-    return f"; ETA {_duration(wall_seconds(known, jobs))}{more}"
+    return f"; ETA {duration_text(wall_seconds(known, jobs))}{more}"
+
+
+class RunAction(str, enum.Enum):
+    """What :func:`run_one` is about to do with a run, as :func:`run_state` finds it. The value is the action in
+    words (what the sweep prints); :attr:`trains` and :attr:`evaluates` say what it costs
+    (:mod:`poolvae.sweep_plan` reads them, not the words)."""
+
+    KEEP = "kept (stale; --retrain-stale redoes it)"
+    EXTEND = "training on to more epochs (stale), then evaluating"
+    RETRAIN = "retraining (stale), then evaluating"
+    CHECK = "trained; checking its evaluation is up to date"
+    EVALUATE = "trained; evaluating"
+    RESUME = "resuming its training, then evaluating"
+    TRAIN = "training, then evaluating"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def trains(self) -> bool:
+        """Whether the run trains (from scratch, from its checkpoint, or on to more epochs)."""
+        return self in (RunAction.EXTEND, RunAction.RETRAIN, RunAction.RESUME, RunAction.TRAIN)
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the run is evaluated (checking an existing evaluation is not counted: it redoes it only when
+        it is out of date)."""
+        return self not in (RunAction.KEEP, RunAction.CHECK)
+
+    @property
+    def busy(self) -> bool:
+        """Whether :func:`run_one` does anything with the run (a kept stale run is left as it is)."""
+        return self is not RunAction.KEEP
 
 
 def run_state(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR,
-              retrain_stale: bool = False) -> str:
-    """What :func:`run_one` is about to do with run ``cfg`` (``runs_dir``: the root of the run folders), in words:
-    training, resuming, evaluating, checking an evaluation, or keeping a stale run."""
+              retrain_stale: bool = False) -> RunAction:
+    """What :func:`run_one` is about to do with run ``cfg`` (``runs_dir``: the root of the run folders): train,
+    resume, evaluate, check an evaluation, or keep a stale run (:class:`RunAction`)."""
     run_dir = Path(runs_dir) / run_path(cfg)
     metrics = run_dir / "metrics.json"
     if metrics.exists() and read_json(metrics).get("finished"):
         if stale_reason(cfg, run_dir, checkpoint_dir):
             if not retrain_stale:
-                return "kept (stale; --retrain-stale redoes it)"
-            if interrupted_elsewhere(cfg, checkpoint_dir)[1]:
-                return "training on to more epochs (stale), then evaluating"
-            return "retraining (stale), then evaluating"
-        if (run_dir / "evaluation.json").exists():
-            return "trained; checking its evaluation is up to date"
-        return "trained; evaluating"
-    if checkpoint_file(cfg, checkpoint_dir).exists():
-        return "resuming its training, then evaluating"
-    return "training, then evaluating"
+                return RunAction.KEEP
+            return RunAction.EXTEND if interrupted_elsewhere(cfg, checkpoint_dir)[1] else RunAction.RETRAIN
+        return RunAction.CHECK if (run_dir / "evaluation.json").exists() else RunAction.EVALUATE
+    return RunAction.RESUME if checkpoint_file(cfg, checkpoint_dir).exists() else RunAction.TRAIN
 
 
 @contextmanager
@@ -744,8 +763,6 @@ def sweep_plan_lines(items: tuple[str, ...] = POLYMNIST_ITEMS, scale: str = "cpu
                      retrain_stale: bool = False, train_only: bool = False) -> list[str]:
     """What :func:`sweep` would do with each of its runs and about how long it would take on ``jobs`` workers
     (:mod:`poolvae.sweep_plan`), in words; runs nothing (``sweep --plan``, ``make sweep-plan``)."""
-    from .sweep_plan import plan, plan_lines
-
     cfgs = sweep_runs(items, scale)
     return plan_lines(plan(cfgs, Path(results_dir) / "runs", checkpoint_dir, retrain_stale, not train_only), jobs)
 
@@ -779,12 +796,12 @@ def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, exec
     start = time.perf_counter()
     if executor == "serial" or jobs <= 1 and executor != "slurm":
         states = [run_state(c, runs_dir, Path(checkpoint_dir), retrain_stale) for c in cfgs]  # a run changes no other
-        busy = [not s.startswith("kept") for s in states]
+        busy = [s.busy for s in states]
         worked: list[float] = []  # seconds of the runs that trained or evaluated (kept ones take none)
         with _one_thread(scale == "ci"):
             for i, (a, state) in enumerate(zip(args, states, strict=True), 1):
                 left = sum(busy[i - 1:])
-                eta = (f"; ETA {_duration(left * sum(worked) / len(worked))}" if worked and left
+                eta = (f"; ETA {duration_text(left * sum(worked) / len(worked))}" if worked and left
                        else "; ETA after this run" if busy[i - 1] else "")
                 print(f"run {i}/{n} {run_path(a[0])}: {state}{eta}", flush=True)
                 t0 = time.perf_counter()
@@ -824,7 +841,7 @@ def execute(label: str, cfgs: list[TrainConfig], scale: str, jobs: int = 1, exec
             print(f"run {i}/{n} {run_path(c)}: done (slurm job {j.job_id})", flush=True)
     else:
         raise ValueError(f"unknown executor {executor!r}; valid: serial, local, slurm")
-    print(f"{label}: {n} runs done in {_duration(time.perf_counter() - start)}"
+    print(f"{label}: {n} runs done in {duration_text(time.perf_counter() - start)}"
           + ("; rendering" if evaluate else " (trained, not evaluated)"), flush=True)
 
 

@@ -17,10 +17,23 @@ import dataclasses
 import math
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import datasets as ds
 from .artefacts import RESULTS_DIR, read_json
-from .train import CHECKPOINT_DIR, TrainConfig, checkpoint_file, config_differences, load_data, run_path, stored_config
+from .train import (
+    CHECKPOINT_DIR,
+    TrainConfig,
+    checkpoint_file,
+    checkpoint_header,
+    config_differences,
+    load_data,
+    run_path,
+    stored_config,
+)
+
+if TYPE_CHECKING:
+    from .experiments import RunAction
 
 #: Fields in which runs may differ and still take the same time per step.
 TIMING_FREE_FIELDS = frozenset({"beta", "seed", "epochs"})
@@ -33,7 +46,7 @@ class RunPlan:
     estimate, no run of its method and settings has been made or benchmarked)."""
 
     cfg: TrainConfig
-    state: str
+    state: RunAction
     epochs_left: int
     evaluates: bool
     train_seconds: float | None
@@ -123,31 +136,26 @@ def measured_evaluation_seconds(cfg: TrainConfig, runs_dir: Path) -> float | Non
     return statistics.median(others) if others else None
 
 
-def epochs_left(cfg: TrainConfig, state: str, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> int:
-    """The epochs run ``cfg`` still has to train, given :func:`poolvae.experiments.run_state`'s ``state``: none for
-    a finished (or kept) run; a resumed or extended run's missing epochs; a new run's epochs less those of the
-    convergence diagnostic's snapshot it starts from (:func:`poolvae.convergence.seed_run`)."""
+def epochs_left(cfg: TrainConfig, action: RunAction, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR) -> int:
+    """The epochs run ``cfg`` still has to train, given what the sweep does with it (``action``, from
+    :func:`poolvae.experiments.run_state`): none for a finished (or kept) run; all for a retrained one; a resumed or
+    extended run's missing epochs; a new run's epochs less those of the convergence diagnostic's snapshot it starts
+    from (:func:`poolvae.convergence.seed_run`)."""
     from .convergence import diagnostic_run, latest_snapshot
+    from .experiments import RunAction
 
-    if state.startswith(("trained", "kept")):
+    if not action.trains:
         return 0
-    if state.startswith("retraining"):
+    if action is RunAction.RETRAIN:
         return cfg.epochs
-    metrics = Path(runs_dir) / run_path(cfg) / "metrics.json"
-    if state.startswith(("resuming", "training on")):
-        done = len(read_json(metrics)["epochs"]) if metrics.exists() else _checkpoint_epoch(cfg, checkpoint_dir)
+    if action in (RunAction.RESUME, RunAction.EXTEND):
+        metrics = Path(runs_dir) / run_path(cfg) / "metrics.json"
+        done = (len(read_json(metrics)["epochs"]) if metrics.exists()
+                else int(checkpoint_header(checkpoint_file(cfg, checkpoint_dir))["epoch"]))
         return max(cfg.epochs - done, 0)
     found = diagnostic_run(cfg)
     seeded = latest_snapshot(cfg, found[1]) if found else None
     return cfg.epochs - (seeded or 0)
-
-
-def _checkpoint_epoch(cfg: TrainConfig, checkpoint_dir: Path) -> int:
-    """The epochs in run ``cfg``'s checkpoint (one without a ``metrics.json`` beside it)."""
-    import torch
-
-    return int(torch.load(checkpoint_file(cfg, checkpoint_dir), map_location="cpu", weights_only=False,
-                          mmap=True)["epoch"])
 
 
 def bench_epoch_seconds(cfg: TrainConfig, bench_dir: Path = BENCH_DIR) -> float | None:
@@ -157,46 +165,79 @@ def bench_epoch_seconds(cfg: TrainConfig, bench_dir: Path = BENCH_DIR) -> float 
     return None if step is None else step * steps_per_epoch(cfg)
 
 
-def bench_factor(cfgs: list[TrainConfig], runs_dir: Path, bench_dir: Path = BENCH_DIR) -> float:
+def timing_key(cfg: TrainConfig) -> str:
+    """``cfg`` with :data:`TIMING_FREE_FIELDS` set to fixed values, as text: runs with the same key take the same
+    time per epoch."""
+    return repr(dataclasses.replace(cfg, beta=0.0, seed=0, epochs=1))
+
+
+class Timings:
+    """Measured seconds of the runs under ``runs_dir`` (:func:`measured_epoch_seconds`,
+    :func:`measured_evaluation_seconds`), read once per method and settings however many runs of a sweep ask."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = Path(runs_dir)
+        self._epoch: dict[str, float | None] = {}
+        self._evaluation: dict[tuple[str, str, str], float | None] = {}
+
+    def epoch_seconds(self, cfg: TrainConfig) -> float | None:
+        """:func:`measured_epoch_seconds` of ``cfg``, from the cache once known."""
+        key = timing_key(cfg)
+        if key not in self._epoch:
+            self._epoch[key] = measured_epoch_seconds(cfg, self.runs_dir)
+        return self._epoch[key]
+
+    def evaluation_seconds(self, cfg: TrainConfig) -> float | None:
+        """:func:`measured_evaluation_seconds` of ``cfg``, from the cache once known."""
+        key = (cfg.scale, cfg.dataset, cfg.method)
+        if key not in self._evaluation:
+            self._evaluation[key] = measured_evaluation_seconds(cfg, self.runs_dir)
+        return self._evaluation[key]
+
+
+def bench_factor(cfgs: list[TrainConfig], runs_dir: Path | Timings, bench_dir: Path = BENCH_DIR) -> float:
     """How much longer an epoch takes in the runs made than the benchmark says: the median, over the methods (and
     settings) of ``cfgs`` that have both, of measured over benchmarked epoch seconds; 1 when none has both. The
-    benchmark times one process alone; a sweep shares the cores, so its estimates are scaled by this."""
+    benchmark times one process alone; a sweep shares the cores, so its estimates are scaled by this.
+    ``runs_dir``: the root of the run folders, or the :class:`Timings` read from it."""
+    timings = runs_dir if isinstance(runs_dir, Timings) else Timings(runs_dir)
     ratios = []
-    timings = {}  # one config per method and settings: beta, seed and epochs do not change an epoch's time
-    for c in cfgs:
-        timings.setdefault(str(dataclasses.replace(c, beta=0.0, seed=0, epochs=1)), c)
-    for c in timings.values():
-        measured, benched = measured_epoch_seconds(c, runs_dir), bench_epoch_seconds(c, bench_dir)
+    for c in {timing_key(c): c for c in cfgs}.values():  # beta, seed and epochs do not change an epoch's time
+        measured, benched = timings.epoch_seconds(c), bench_epoch_seconds(c, bench_dir)
         if measured and benched:
             ratios.append(measured / benched)
     return statistics.median(ratios) if ratios else 1.0
 
 
 def plan_run(cfg: TrainConfig, runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR, retrain_stale: bool = False,
-             evaluate: bool = True, bench_dir: Path = BENCH_DIR, factor: float = 1.0) -> RunPlan:
+             evaluate: bool = True, bench_dir: Path = BENCH_DIR, factor: float = 1.0,
+             timings: Timings | None = None) -> RunPlan:
     """The :class:`RunPlan` of one run (``runs_dir``: the root of the run folders, as :func:`run_state`'s); a
-    benchmark estimate is scaled by ``factor`` (:func:`bench_factor`)."""
+    benchmark estimate is scaled by ``factor`` (:func:`bench_factor`). ``timings``: measured seconds already read
+    (:func:`plan` shares one over every run), else read here."""
     from .experiments import run_state
 
-    state = run_state(cfg, runs_dir, checkpoint_dir, retrain_stale)
-    left = epochs_left(cfg, state, runs_dir, checkpoint_dir)
-    evaluates = evaluate and "evaluating" in state
-    epoch, source = measured_epoch_seconds(cfg, runs_dir), "measured"
+    timings = timings or Timings(runs_dir)
+    action = run_state(cfg, runs_dir, checkpoint_dir, retrain_stale)
+    left = epochs_left(cfg, action, runs_dir, checkpoint_dir)
+    evaluates = evaluate and action.evaluates
+    epoch, source = timings.epoch_seconds(cfg), "measured"
     if epoch is None and (benched := bench_epoch_seconds(cfg, bench_dir)) is not None:
         epoch, source = benched * factor, f"bench x{factor:.2f}"
     if epoch is None:
         source = "none"
     train_seconds = left * epoch if left and epoch is not None else (0.0 if not left else None)
-    return RunPlan(cfg, state, left, evaluates, train_seconds,
-                   measured_evaluation_seconds(cfg, runs_dir) if evaluates else 0.0, source if left else "-")
+    return RunPlan(cfg, action, left, evaluates, train_seconds,
+                   timings.evaluation_seconds(cfg) if evaluates else 0.0, source if left else "-")
 
 
 def plan(cfgs: list[TrainConfig], runs_dir: Path, checkpoint_dir: Path = CHECKPOINT_DIR, retrain_stale: bool = False,
          evaluate: bool = True, bench_dir: Path = BENCH_DIR) -> list[RunPlan]:
     """:func:`plan_run` of every run, in the given order (the sweep's), benchmark estimates scaled by
-    :func:`bench_factor` of the same runs."""
-    factor = bench_factor(cfgs, runs_dir, bench_dir)
-    return [plan_run(c, runs_dir, checkpoint_dir, retrain_stale, evaluate, bench_dir, factor) for c in cfgs]
+    :func:`bench_factor` of the same runs; each method's run files are read once (:class:`Timings`)."""
+    timings = Timings(runs_dir)
+    factor = bench_factor(cfgs, timings, bench_dir)
+    return [plan_run(c, runs_dir, checkpoint_dir, retrain_stale, evaluate, bench_dir, factor, timings) for c in cfgs]
 
 
 def wall_seconds(seconds: list[float], jobs: int) -> float:
@@ -208,9 +249,12 @@ def wall_seconds(seconds: list[float], jobs: int) -> float:
     return max(workers)
 
 
-def _hours(seconds: float) -> str:
-    """Seconds as hours with one decimal (``"3.2 h"``), or minutes below an hour."""
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+def duration_text(seconds: float) -> str:
+    """``75.2`` -> ``"1 min 15 s"``, ``7300`` -> ``"2 h 01 min"``; under a minute in seconds."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    return f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s // 60 % 60:02d} min"
 
 
 def plan_lines(plans: list[RunPlan], jobs: int = 1) -> list[str]:
@@ -219,12 +263,12 @@ def plan_lines(plans: list[RunPlan], jobs: int = 1) -> list[str]:
     busy = [p for p in plans if p.busy]
     lines = [f"{len(plans)} runs: {len(plans) - len(busy)} done or kept, {len(busy)} to train or evaluate"]
     for p in busy:
-        cost = "no estimate" if p.seconds is None else _hours(p.seconds)
+        cost = "no estimate" if p.seconds is None else duration_text(p.seconds)
         epochs = f"{p.epochs_left} of {p.cfg.epochs} epochs to train" if p.epochs_left else "nothing to train"
         lines.append(f"  {run_path(p.cfg)}: {p.state}; {epochs}; {cost} ({p.source})")
     known = [p.seconds for p in busy if p.seconds is not None]
-    lines.append(f"about {sum(known) / 3600:.1f} core hours; about {_hours(wall_seconds(known, jobs))} on {jobs} "
-                 f"worker{'s' if jobs != 1 else ''}")
+    wall = duration_text(wall_seconds(known, jobs))
+    lines.append(f"about {sum(known) / 3600:.1f} core hours; about {wall} on {jobs} worker{'s' if jobs != 1 else ''}")
     if len(known) < len(busy):
         lines.append(f"{len(busy) - len(known)} runs have no estimate (no run of their method and settings made or "
                      "benchmarked yet) and are not counted")

@@ -413,7 +413,8 @@ def test_reproduce_prints_a_line_per_run_with_what_it_does_and_an_eta(tmp_path, 
     assert lines[1] == f"run 1/2 {run_path(done)}: trained; evaluating; ETA after this run"
     assert lines[2].startswith(f"run 2/2 {run_path(todo)}: training, then evaluating; ETA ")
     assert lines[3].startswith("hel-table7: 2 runs done in ") and calls == [done, todo]
-    assert X._duration(75.2) == "1 min 15 s" and X._duration(3.4) == "3 s" and X._duration(7300) == "2 h 01 min"
+    assert X.duration_text(75.2) == "1 min 15 s" and X.duration_text(3.4) == "3 s"
+    assert X.duration_text(7300) == "2 h 01 min"
 
 
 def test_reproduce_at_ci_scale_runs_on_one_thread_and_restores_it(tmp_path, monkeypatch):
@@ -565,7 +566,7 @@ def test_retrain_stale_trains_a_run_on_when_only_its_epochs_grew(tmp_path, capsy
     run_dir = runs / run_path(longer)
     assert X.stale_reason(longer, run_dir, ckpt) == "epochs: 1 there, 2 now"
     assert X.interrupted_elsewhere(longer, ckpt) == ("epochs: 1 there, 2 now", True)
-    assert X.run_state(longer, runs, ckpt, retrain_stale=True).startswith("training on to more epochs")
+    assert X.run_state(longer, runs, ckpt, retrain_stale=True) is X.RunAction.EXTEND
     X.run_one(longer, runs, ckpt, retrain_stale=True)
     assert "extend " in capsys.readouterr().out
     assert len(json.loads((run_dir / "metrics.json").read_text())["epochs"]) == 2

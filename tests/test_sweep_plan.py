@@ -8,7 +8,7 @@ import pytest
 
 from poolvae import convergence as C
 from poolvae import sweep_plan as P
-from poolvae.experiments import _estimated_eta, sweep_plan_lines
+from poolvae.experiments import RunAction, _estimated_eta, sweep_plan_lines
 from poolvae.train import checkpoint_file, make_config, run_path
 
 ROWS = 256  # training rows the tests pretend every data set has
@@ -96,7 +96,7 @@ def test_a_new_a_resumed_and_a_finished_run(tmp_path):
     runs, checkpoints = tmp_path / "runs", tmp_path / "checkpoints"
     _run(runs, _cfg(beta=1.0), seconds=(8, 8), finished=True, evaluation_seconds=30.0)  # timing: 2 s per step
     new = P.plan_run(_cfg(beta=5.0, epochs=3), runs, checkpoints, bench_dir=tmp_path)
-    assert (new.state, new.epochs_left, new.evaluates) == ("training, then evaluating", 3, True)
+    assert (new.state, new.epochs_left, new.evaluates) == (RunAction.TRAIN, 3, True)
     assert new.source == "measured" and new.seconds == pytest.approx(3 * 4 * 2.0 + 30.0)
 
     half = _cfg(beta=10.0, epochs=3)
@@ -104,18 +104,18 @@ def test_a_new_a_resumed_and_a_finished_run(tmp_path):
     checkpoint_file(half, checkpoints).parent.mkdir(parents=True)
     checkpoint_file(half, checkpoints).touch()
     resumed = P.plan_run(half, runs, checkpoints, bench_dir=tmp_path)
-    assert resumed.state.startswith("resuming") and resumed.epochs_left == 2
+    assert resumed.state is RunAction.RESUME and resumed.epochs_left == 2
     assert resumed.seconds == pytest.approx(2 * 4 * 2.0 + 30.0)
 
     trained = _run(runs, _cfg(beta=0.3), seconds=(8, 8), finished=True)
     done = P.plan_run(_cfg(beta=0.3), runs, checkpoints, bench_dir=tmp_path)
-    assert (done.state, done.epochs_left, done.source, done.seconds) == ("trained; evaluating", 0, "-", 30.0)
+    assert (done.state, done.epochs_left, done.source, done.seconds) == (RunAction.EVALUATE, 0, "-", 30.0)
     assert P.plan_run(_cfg(beta=0.3), runs, checkpoints, evaluate=False, bench_dir=tmp_path).busy is False
     (trained / "evaluation.json").write_text("{}")  # made with other settings, and no checkpoint to redo it: stale
     kept = P.plan_run(_cfg(beta=0.3), runs, checkpoints, bench_dir=tmp_path)
-    assert kept.state.startswith("kept") and not kept.busy
+    assert kept.state is RunAction.KEEP and not kept.busy
     again = P.plan_run(_cfg(beta=0.3), runs, checkpoints, retrain_stale=True, bench_dir=tmp_path)
-    assert again.state.startswith("retraining") and again.epochs_left == 2
+    assert again.state is RunAction.RETRAIN and again.epochs_left == 2
     assert again.seconds == pytest.approx(2 * 4 * 2.0 + 30.0)
 
 
@@ -149,7 +149,7 @@ def test_the_plan_in_words_counts_runs_without_an_estimate(tmp_path):
     assert len(mopoe) == 3 and all("2 of 2 epochs to train" in x and "(measured)" in x for x in mopoe)
     total = next(x for x in lines if x.startswith("about"))
     each = 2 * 4 * 1000.0 + 20.0  # 2 epochs of 4 steps of 1,000 s, then 20 s of evaluation
-    assert total == f"about {3 * each / 3600:.1f} core hours; about {2 * each / 3600:.1f} h on 2 workers"
+    assert total == f"about {3 * each / 3600:.1f} core hours; about 4 h 27 min on 2 workers"  # 2 x 8,020 s
     assert "24 runs have no estimate" in lines[-1]
 
 
@@ -157,3 +157,46 @@ def test_the_eta_of_runs_side_by_side():
     assert _estimated_eta({}, 2) == ""
     assert _estimated_eta({"a": 3600.0, "b": 1800.0, "c": 1800.0}, 2) == "; ETA 1 h 00 min"
     assert _estimated_eta({"a": 90.0, "b": None}, 1) == "; ETA 1 min 30 s and 1 runs without an estimate"
+
+
+def _checkpoint(path, cfg, epoch):
+    """A checkpoint of ``cfg`` after ``epoch`` epochs, with a tensor beside its bookkeeping."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"epoch": epoch, "step": 0, "config": dataclasses.asdict(cfg), "model": {"w": torch.ones(64, 64)}},
+               path)
+
+
+def test_a_stale_run_whose_epochs_grew_trains_only_the_new_epochs(tmp_path):
+    runs, checkpoints = tmp_path / "runs", tmp_path / "checkpoints"
+    short, longer = _cfg(epochs=2), _cfg(epochs=5)
+    _run(runs, short, seconds=(8, 8), finished=True, evaluation_seconds=30.0)
+    _checkpoint(checkpoint_file(longer, checkpoints), short, epoch=2)
+    kept = P.plan_run(longer, runs, checkpoints, bench_dir=tmp_path)
+    assert (kept.state, kept.epochs_left, kept.busy) == (RunAction.KEEP, 0, False)
+    extended = P.plan_run(longer, runs, checkpoints, retrain_stale=True, bench_dir=tmp_path)
+    assert (extended.state, extended.epochs_left, extended.evaluates) == (RunAction.EXTEND, 3, True)
+    assert extended.seconds == pytest.approx(3 * 4 * 2.0 + 30.0)
+
+
+def test_a_resumed_run_without_metrics_counts_the_epochs_in_its_checkpoint(tmp_path):
+    cfg = _cfg(epochs=6)
+    _checkpoint(checkpoint_file(cfg, tmp_path / "ck"), cfg, epoch=4)
+    resumed = P.plan_run(cfg, tmp_path / "runs", tmp_path / "ck", bench_dir=tmp_path)
+    assert (resumed.state, resumed.epochs_left) == (RunAction.RESUME, 2)
+
+
+def test_the_plan_reads_each_methods_run_files_once(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    _run(runs, _cfg(beta=1.0), seconds=(8,), finished=True, evaluation_seconds=30.0)
+    reads = []
+    for name in ("measured_epoch_seconds", "measured_evaluation_seconds"):
+        real = getattr(P, name)
+        monkeypatch.setattr(P, name, lambda c, d, real=real, name=name: reads.append((name, c.method)) or real(c, d))
+    cfgs = [_cfg(m, beta=b, seed=s) for m in ("helvae", "mopoe") for b in (2.5, 5.0) for s in (0, 1, 2)]
+    plans = P.plan(cfgs, runs, tmp_path / "ck", bench_dir=tmp_path)
+    assert sorted(reads) == [("measured_epoch_seconds", "helvae"), ("measured_epoch_seconds", "mopoe"),
+                             ("measured_evaluation_seconds", "helvae"), ("measured_evaluation_seconds", "mopoe")]
+    helvae = [p for p in plans if p.cfg.method == "helvae"]
+    assert all(p.seconds == pytest.approx(p.cfg.epochs * 8.0 + 30.0) for p in helvae)

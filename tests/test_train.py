@@ -351,6 +351,8 @@ def test_an_explicit_cpu_device_is_recorded_and_checkpoints_load_with_map_locati
         T.train(cfg, tmp_path / "runs", tmp_path / "ckpt", progress=False, stop_after_steps=2)
     state = torch.load(tmp_path / "ckpt" / T.run_path(cfg) / "last.pt", map_location="cpu", weights_only=False)
     assert state["device"] == "cpu" and state["rng_device"] is None and state["scaler"] is None
+    header = T.checkpoint_header(T.checkpoint_file(cfg, tmp_path / "ckpt"))  # its bookkeeping, read without weights
+    assert (header["epoch"], header["step"]) == (0, 2) and T.stored_config(header["config"]) == cfg
     model = T.build_model(cfg, D.polymnist_spec("polymnist-mini"))
     model.load_state_dict(state["model"])  # a checkpoint written by one run loads into another model
     loads = []
