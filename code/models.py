@@ -7,7 +7,9 @@ a pooling rule from :mod:`poolvae.aggregators` plus one of five objectives:
   no sub-sampling: every observed modality enters every term);
 * ``mvae`` - the PoE with a prior expert, plus one ELBO per observed modality alone (Wu & Goodman, 2018). The
   original also adds the ELBOs of k random subsets; we train k = 0 (the joint and the M unimodal terms), whose
-  cost is one pass per modality, and neither paper's appendix gives k;
+  cost is one pass per modality. Neither paper's appendix gives k; HEL names the MultiVAE library [40] among its
+  baselines' implementations, whose published PolyMNIST MVAE configuration has ``use_subsampling=True, k=0,
+  warmup=0`` (no KL annealing) with beta on every term's KL, as here;
 * ``mixture`` - a mixture over subsets; z drawn from the mixture (one subset per data point, the
   sub-sampling of MoPoE), KL bounded by ``sum_k w_k KL(q_k || p)`` as in Sutter et al. (2021)
   (MoPoE, MWB-VAE, MoHELVAE). MoPoE multiplies ``N(0, I)`` into the full set's PoE only, as the authors'
