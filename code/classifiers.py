@@ -102,6 +102,7 @@ class ImageClassifier(nn.Module):
         return h, self.head(h)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits (B, outputs) (:meth:`features_and_logits` without the features)."""
         return self.features_and_logits(x)[1]
 
 
@@ -123,6 +124,7 @@ class TextClassifier(nn.Module):
         return h, self.head(h)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits (B, outputs) (:meth:`features_and_logits` without the features)."""
         return self.features_and_logits(x)[1]
 
 

@@ -63,6 +63,7 @@ class ConvEncoder28(nn.Module):
         self.heads = _Heads(4 * width * 16, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """Images (B, C, 28, 28) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x))
 
 
@@ -80,6 +81,7 @@ class ConvDecoder28(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> pixel means in (0, 1), (..., B, C, 28, 28)."""
         flat, lead = _fold(z)
         h = self.fc(flat).view(-1, 4 * self.width, 4, 4)
         return torch.sigmoid(self.body(h)).view(*lead, *self.body[-1].weight.shape[1:2], 28, 28)
@@ -120,6 +122,7 @@ class ResEncoder28(nn.Module):
         self.heads = _Heads(4 * width * 49, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """Images (B, C, 28, 28) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x))
 
 
@@ -138,6 +141,7 @@ class ResDecoder28(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> pixel means in (0, 1), (..., B, C, 28, 28)."""
         flat, lead = _fold(z)
         h = self.fc(flat).view(-1, 4 * self.width, 7, 7)
         return torch.sigmoid(self.body(h)).view(*lead, self.channels, 28, 28)
@@ -204,6 +208,7 @@ class MnistEncoderFC(nn.Module):
         self.heads = _Heads(hidden, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """Digits (B, 1, 28, 28) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x))
 
 
@@ -220,6 +225,7 @@ class MnistDecoderFC(nn.Module):
         self.net = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, math.prod(shape)))
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> pixel means in (0, 1), (..., B, 1, 28, 28)."""
         flat, lead = _fold(z)
         return torch.sigmoid(self.net(flat)).view(*lead, *self.shape)  # (..., B, 1, 28, 28)
 
@@ -241,6 +247,7 @@ class SvhnEncoder32(nn.Module):
         self.heads = _Heads(4 * width, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """Images (B, 3, 32, 32) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x))
 
 
@@ -263,6 +270,7 @@ class SvhnDecoder32(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> pixel means in (0, 1), (..., B, 3, 32, 32)."""
         flat, lead = _fold(z)
         h = self.fc(flat)[..., None, None]  # (N, 4w, 1, 1)
         return _unfold(torch.sigmoid(self.body(h)), lead)  # (..., B, 3, 32, 32)
@@ -286,6 +294,7 @@ class CharEncoder8(nn.Module):
         self.heads = _Heads(c, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """One-hot text (B, 8, A) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x.transpose(1, 2)))  # (B, L, A) -> (B, A, L) channels first
 
 
@@ -308,6 +317,7 @@ class CharDecoder8(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> character logits (..., B, 8, A)."""
         flat, lead = _fold(z)
         logits = self.body(self.fc(flat)[..., None])  # (N, A, 8)
         return _unfold(logits.transpose(1, 2), lead)  # (..., B, 8, A)
@@ -360,6 +370,7 @@ class CelebAImageEncoder64(nn.Module):
         self.heads = _Heads(5 * w, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """Images (B, 3, 64, 64) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x))
 
 
@@ -384,6 +395,7 @@ class CelebAImageDecoder64(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> pixel means in (0, 1), (..., B, 3, 64, 64)."""
         flat, lead = _fold(z)
         return _unfold(torch.sigmoid(self.body(self.fc(flat)[..., None, None])), lead)  # (..., B, 3, 64, 64)
 
@@ -411,6 +423,7 @@ class CelebATextEncoder256(nn.Module):
         self.heads = _Heads(5 * w, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """One-hot text (B, 256, A) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x.transpose(1, 2)))  # (B, L, A) -> (B, A, L)
 
 
@@ -437,6 +450,7 @@ class CelebATextDecoder256(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> character logits (..., B, 256, A)."""
         flat, lead = _fold(z)
         logits = self.body(self.fc(flat)[..., None])  # (N, A, 256)
         return _unfold(logits.transpose(1, 2), lead)  # (..., B, 256, A)
@@ -487,6 +501,7 @@ class CubImageEncoder64(nn.Module):
         self.heads = _Heads(nf_max * 4, latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """Images (B, 3, 64, 64) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(x))
 
 
@@ -512,6 +527,7 @@ class CubImageDecoder64(nn.Module):
         self.out = nn.Conv2d(nf, shape[0], 3, 1, 1)
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> pixel means in (0, 1), (..., B, 3, 64, 64)."""
         flat, lead = _fold(z)
         h = self.body(self.fc(flat).view(-1, self.nf0, 2, 2))
         return _unfold(torch.sigmoid(self.out(_leaky(h))), lead)  # (..., B, 3, 64, 64)
@@ -555,6 +571,7 @@ class CubTextEncoder(nn.Module):
         self.heads = _Heads(16 * f * (length // 8) * (embedding // 32), latent_dim, private_dim)
 
     def forward(self, x: Tensor):
+        """One-hot sentences (B, L, V) -> (mu, logvar), each (B, latent_dim + private_dim)."""
         return self.heads(self.body(self.embedding(x).unsqueeze(1)))  # (B, L, V) -> (B, 1, L, E) -> features
 
 
@@ -591,6 +608,7 @@ class CubTextDecoder(nn.Module):
         self.to_vocab = nn.Linear(embedding, vocab)
 
     def forward(self, z: Tensor) -> Tensor:
+        """Latents (..., B, D) -> word logits (..., B, L, V)."""
         flat, lead = _fold(z)
         h = self.body(self.fc(flat).view(-1, *self.grid))  # (N, 1, L, E)
         return _unfold(self.to_vocab(h[:, 0]), lead)  # (..., B, L, V)
