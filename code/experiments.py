@@ -1302,7 +1302,7 @@ def _stale_legend(summary: dict) -> list[str]:
             "not comparable with the others' until it is trained again."]
 
 
-def _cell_beta(block: str, method: str, summary: dict) -> float | None:
+def cell_beta(block: str, method: str, summary: dict) -> float | None:
     """The beta of ``method``'s runs in table block ``block`` (a beta, or "best": the method's own best beta)."""
     if block == "best":
         b = summary.get("block_betas", {}).get(block, {}).get(method)
@@ -1333,7 +1333,7 @@ def table_markdown(summary: dict) -> str:
                   "| method | " + " | ".join(f"{m} paper | {m} ours" for m in metrics) + " |",
                   "|---|" + "---|---|" * len(metrics)]
         for method in summary["methods"]:
-            cell = (summary["dataset"], method, _cell_beta(beta, method, summary))
+            cell = (summary["dataset"], method, cell_beta(beta, method, summary))
             row = [method + (f" {STALE_MARK}" if cell in stale else "")]
             for metric in metrics:
                 c = by_metric[metric][method]

@@ -8,7 +8,8 @@ order of the methods agrees with the paper's. :func:`rank_frame` turns a rendere
 ours; :func:`rank_chart` draws one panel per metric, the paper's rank against ours, one line per method across
 the betas, with Kendall's tau and its bootstrap interval in the panel title. :func:`seed_chart` draws our mean
 per method and beta with the standard deviation over seeds as an error bar (none where there is one seed, which
-the legend says). Both read files only; they never retype a number.
+the legend says). Cells that rest on a stale run (the tables' dagger) are drawn hollow. Both read files only;
+they never retype a number.
 """
 
 from __future__ import annotations
@@ -28,15 +29,30 @@ from .palette import color as method_colour  # noqa: E402
 
 
 def rank_frame(summary: dict) -> pd.DataFrame:
-    """One row per (beta, metric, method) of a table item: our mean, std, seeds, our rank and the paper's."""
+    """One row per (beta, metric, method) of a table item: our mean, std, seeds, our rank and the paper's, and
+    whether the cell rests on a stale run (:func:`poolvae.experiments.stale_cells`, the tables' dagger)."""
+    from .experiments import cell_beta, stale_cells
+
+    stale = stale_cells(summary)
     rows = []
     for beta, by_metric in summary["cells"].items():
         for metric, by_method in by_metric.items():
             for method, c in by_method.items():
                 rows.append({"beta": float(beta) if beta != "best" else float("nan"), "block": beta, "metric": metric,
                              "method": method, "ours": c["ours"]["mean"], "std": c["ours"]["std"],
-                             "seeds": c["ours"]["n"], "ours_rank": c["ours_rank"], "paper_rank": c["paper_rank"]})
+                             "seeds": c["ours"]["n"], "ours_rank": c["ours_rank"], "paper_rank": c["paper_rank"],
+                             "stale": (summary.get("dataset"), method, cell_beta(beta, method, summary)) in stale})
     return pd.DataFrame(rows)
+
+
+STALE_NOTE = "hollow: a stale run (earlier defaults), not comparable until retrained"
+
+
+def _hollow_stale(ax, part: pd.DataFrame, x: str, y: str, palette: dict) -> None:
+    """Redraw the stale rows of ``part`` as hollow markers in their method's colour."""
+    for _, r in part[part["stale"]].iterrows():
+        ax.scatter([r[x]], [r[y]], s=36, facecolors="white", edgecolors=palette[r["method"]], linewidths=1.3,
+                   zorder=4)
 
 
 def _tau_title(summary: dict, metric: str) -> str:
@@ -78,6 +94,7 @@ def rank_chart(summary: dict, metrics: list[str] | None = None):
         ax.plot([0.5, n + 0.5], [0.5, n + 0.5], color="0.8", lw=1, zorder=0)
         sns.lineplot(data=part, x="paper_rank", y="ours_rank", hue="method", palette=palette, sort=False,
                      estimator=None, units="method", marker="o", ax=ax, legend=ax is axes[0])
+        _hollow_stale(ax, part, "paper_rank", "ours_rank", palette)
         for _, r in part.iterrows():
             ax.annotate(r["block"], (r["paper_rank"], r["ours_rank"]), fontsize=6, xytext=(3, 3),
                         textcoords="offset points", color=palette[r["method"]])
@@ -86,7 +103,9 @@ def rank_chart(summary: dict, metrics: list[str] | None = None):
         ax.set_title(f"{metric}\n{_tau_title(summary, metric)}", fontsize=8)
     if axes[0].get_legend():
         sns.move_legend(axes[0], "lower left", ncol=2, fontsize=7, title=None)
-    fig.suptitle(f"{summary['item']}: ranks, paper vs ours (scale {summary['scale']}; labels are betas)", fontsize=9)
+    note = f"\n{STALE_NOTE}" if df["stale"].any() else ""
+    fig.suptitle(f"{summary['item']}: ranks, paper vs ours (scale {summary['scale']}; labels are betas){note}",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -105,13 +124,15 @@ def seed_chart(summary: dict, metrics: list[str] | None = None):
         spread = part[part["std"].notna()]
         for _, r in spread.iterrows():
             ax.errorbar(r["block"], r["ours"], yerr=r["std"], color=palette[r["method"]], capsize=2, lw=1)
+        _hollow_stale(ax, part, "block", "ours", palette)
         ax.set(xlabel="β", ylabel=metric)
         seeds = sorted(set(part["seeds"]))
         ax.set_title(f"{metric}\nseeds per point: {', '.join(str(s) for s in seeds)} (bars: ± std over seeds)",
                      fontsize=8)
     if axes[0].get_legend():
         sns.move_legend(axes[0], "best", ncol=2, fontsize=7, title=None)
-    fig.suptitle(f"{summary['item']}: our means by β (scale {summary['scale']})", fontsize=9)
+    note = f"\n{STALE_NOTE}" if df["stale"].any() else ""
+    fig.suptitle(f"{summary['item']}: our means by β (scale {summary['scale']}){note}", fontsize=9)
     fig.tight_layout()
     return fig
 

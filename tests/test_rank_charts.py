@@ -32,3 +32,18 @@ def test_draw_writes_both_charts(tmp_path, monkeypatch):
     names = sorted(p.name for p in paths)
     assert names == ["toy-ranks.pdf", "toy-ranks.png", "toy-seeds.pdf", "toy-seeds.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_cells_resting_on_a_stale_run_are_flagged_and_drawn_hollow(tmp_path, monkeypatch):
+    summary = {**_summary(), "dataset": "polymnist-mini",
+               "runs_stale": {"cpu/polymnist-mini/b/beta=2.5/seed=1": "epochs: 60 there, 65 now"}}
+    df = R.rank_frame(summary)
+    assert set(df[df["stale"]][["block", "method"]].itertuples(index=False)) == {("2.5", "b")}
+    assert not R.rank_frame(_summary())["stale"].any()
+    monkeypatch.setattr(R, "method_colour", lambda m: {"a": "red", "b": "green", "c": "blue"}[m])
+    for make in (R.rank_chart, R.seed_chart):
+        fig = make(summary)
+        hollow = [c for ax in fig.axes for c in ax.collections
+                  if len(c.get_facecolors()) and tuple(c.get_facecolors()[0]) == (1.0, 1.0, 1.0, 1.0)]
+        assert len(hollow) == 1 and R.STALE_NOTE in fig._suptitle.get_text()
+        assert R.STALE_NOTE not in make(_summary())._suptitle.get_text()
