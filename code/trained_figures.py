@@ -71,6 +71,34 @@ def seeds_phrase(data: dict) -> str:
     return f"mean ± std over {lo} to {hi} seeds per point (no spread where one)"
 
 
+STALE_NOTE = "hollow: a stale run (earlier defaults), not comparable until retrained"
+
+
+def stale_points(data: dict) -> set[tuple[str, str]]:
+    """(method, block) of the cells of a summary that rest on a stale run (the tables' dagger,
+    :func:`poolvae.experiments.stale_cells`); a block is a beta as its key is written, or "best"."""
+    from .experiments import cell_beta, stale_cells
+
+    stale = stale_cells(data)
+    if not stale:
+        return set()
+    blocks = set(data.get("cells", {})) | {b for section in data.get("curves", {}).values() for b in section}
+    return {(m, b) for b in blocks for m in data.get("methods", ())
+            if (data.get("dataset"), m, cell_beta(b, m, data)) in stale}
+
+
+def _hollow(ax, xs, ys, method: str) -> None:
+    """Redraw the points (``xs``, ``ys``) of ``method`` hollow: they rest on a stale run."""
+    if xs:
+        ax.scatter(xs, ys, s=20, facecolors="white", edgecolors=color(method), marker=marker(method), linewidths=1,
+                   zorder=4)
+
+
+def _stale_extra(drawn: bool) -> str:
+    """The footer's note on hollow points, when some were drawn."""
+    return f"; {STALE_NOTE}" if drawn else ""
+
+
 def _footer(fig: Figure, data: dict, extra: str = "") -> None:
     fig.text(0.5, -0.02, f"scale {data['scale']} on {data['dataset']}: {data['runs_found']} of "
              f"{data['runs_expected']} runs; {seeds_phrase(data)}{extra}", ha="center", va="top", fontsize=7)
@@ -92,8 +120,9 @@ def draw_curves(data: dict) -> Figure:
     sections = list(data.get("curves", {}))
     fig, axes = plt.subplots(1, max(len(sections), 1), figsize=(2.4 * max(len(sections), 1) + 0.6, 2.4),
                              squeeze=False)
+    stale, hollow = stale_points(data), False
     for ax, section in zip(axes[0], sections, strict=False):
-        for _beta, by_method in data["curves"][section].items():
+        for beta, by_method in data["curves"][section].items():
             for method in data["methods"]:
                 pts = by_method.get(method)
                 if not pts:
@@ -104,11 +133,14 @@ def draw_curves(data: dict) -> Figure:
                 ax.plot(ks, mean, color=color(method), marker=marker(method), label=label(method), lw=1.2, ms=4)
                 ax.fill_between(ks, [m - s for m, s in zip(mean, std, strict=True)],
                                 [m + s for m, s in zip(mean, std, strict=True)], color=color(method), alpha=0.15, lw=0)
+                if (method, beta) in stale:
+                    _hollow(ax, ks, mean, method)
+                    hollow = True
         ax.set_xlabel("number of input modalities")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(_label(section, data))
         ax.grid(alpha=0.3)
-    return _finish(fig, axes[0][0], data)
+    return _finish(fig, axes[0][0], data, extra=_stale_extra(hollow))
 
 
 def _pareto(points: list[tuple[float, float]], maximise_y: bool) -> list[tuple[float, float]]:
@@ -126,9 +158,10 @@ def draw_tradeoffs(data: dict) -> Figure:
              ("coherence/unconditional", "log_likelihood/joint", True),
              ("coherence/conditional", "quality/conditional", False)]
     fig, axes = plt.subplots(1, 3, figsize=(7.2, 2.5))
+    stale, hollow = stale_points(data), False
     for ax, (xk, yk, up) in zip(axes, pairs, strict=True):
         for method in data["methods"]:
-            pts, betas = [], []
+            pts, betas, old = [], [], []
             for beta, by_metric in data.get("cells", {}).items():
                 if xk in by_metric and yk in by_metric:
                     x, y = by_metric[xk][method]["ours"]["mean"], by_metric[yk][method]["ours"]["mean"]
@@ -136,9 +169,14 @@ def draw_tradeoffs(data: dict) -> Figure:
                         pts.append((x, y))
                         per = data.get("block_betas", {}).get(beta)  # "best" blocks: each method's own beta
                         betas.append(f"{per[method]:g}" if per else beta)
+                        if (method, beta) in stale:
+                            old.append((x, y))
             if not pts:
                 continue
             ax.scatter(*zip(*pts, strict=True), color=color(method), marker=marker(method), s=18, label=label(method))
+            if old:
+                _hollow(ax, *map(list, zip(*old, strict=True)), method)
+                hollow = True
             for (x, y), b in zip(pts, betas, strict=True):
                 ax.annotate(b, (x, y), xytext=(2.5, 2.5), textcoords="offset points", fontsize=4.5,
                             color=color(method))
@@ -147,7 +185,8 @@ def draw_tradeoffs(data: dict) -> Figure:
         ax.set_xlabel(_label(xk, data))
         ax.set_ylabel(_label(yk, data))
         ax.grid(alpha=0.3)
-    return _finish(fig, axes[0], data, top=1.1, extra="; the number beside a point is its β; dashed: Pareto front")
+    return _finish(fig, axes[0], data, top=1.1,
+                   extra="; the number beside a point is its β; dashed: Pareto front" + _stale_extra(hollow))
 
 
 def draw_beta_sweep(data: dict) -> Figure:
@@ -156,24 +195,30 @@ def draw_beta_sweep(data: dict) -> Figure:
     metrics = list(next(iter(cells.values()))) if cells else []
     fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(7.2, 2.4), squeeze=False)
     betas = sorted(cells, key=float)
+    stale, hollow = stale_points(data), False
     for ax, metric in zip(axes[0], metrics, strict=False):
         for method in data["methods"]:
-            xs, ms, ss = [], [], []
+            xs, ms, ss, old = [], [], [], []
             for b in betas:
                 o = cells[b][metric][method]["ours"]
                 if o["mean"] is not None:
                     xs.append(float(b))
                     ms.append(o["mean"])
                     ss.append(o["std"] or 0.0)
+                    if (method, b) in stale:
+                        old.append((float(b), o["mean"]))
             if xs:
                 ax.plot(xs, ms, color=color(method), marker=marker(method), label=label(method), lw=1.2, ms=4)
                 ax.fill_between(xs, [m - s for m, s in zip(ms, ss, strict=True)],
                                 [m + s for m, s in zip(ms, ss, strict=True)], color=color(method), alpha=0.15, lw=0)
+                if old:
+                    _hollow(ax, *map(list, zip(*old, strict=True)), method)
+                    hollow = True
         ax.set_xscale("log")
         ax.set_xlabel("β")
         ax.set_title(_label(metric, data))
         ax.grid(alpha=0.3)
-    return _finish(fig, axes[0][0], data)
+    return _finish(fig, axes[0][0], data, extra=_stale_extra(hollow))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -255,3 +255,27 @@ def test_hel_fig3_writes_each_points_beta_beside_it(tmp_path):
     footer = " ".join(t.get_text() for t in fig.texts)
     # three seeds at beta 2.5, one elsewhere (issue #18): the footer says so rather than "over seeds"
     assert "over 1 to 3 seeds per point (no spread where one)" in footer and "beside a point is its β" in footer
+
+
+@pytest.mark.parametrize("item, draw", [("hel-fig3", "draw_tradeoffs"), ("hel-fig6", "draw_beta_sweep"),
+                                        ("hel-fig5", "draw_curves")])
+def test_points_that_rest_on_a_stale_run_are_hollow_and_the_footer_says_so(tmp_path, item, draw):
+    from poolvae import trained_figures as TF
+
+    exp = X.get_experiment(item)
+    for k, cfg in enumerate(exp.runs("cpu")):
+        _write(tmp_path, cfg, _evaluation(0.1 * (k % 7), 0.05 * (k % 5), 1.0 + k % 3, 2.0 + k % 4, -50.0 - k))
+    summary = X.summarise(exp, "cpu", tmp_path)
+    assert TF.stale_points(summary) == set()
+    fresh = getattr(TF, draw)(summary)
+    assert TF.STALE_NOTE not in " ".join(t.get_text() for t in fresh.texts)
+    cfg = next(c for c in exp.runs("cpu") if c.method == "helvae" and c.beta == 2.5)
+    stale = {**summary, "runs_stale": {str(X.run_path(cfg)): "epochs: 60 there, 65 now"}}
+    assert TF.stale_points(stale) == {("helvae", "2.5")}
+    fig = getattr(TF, draw)(stale)
+    hollow = [c for ax in fig.axes for c in ax.collections
+              if len(c.get_facecolors()) and tuple(c.get_facecolors()[0]) == (1.0, 1.0, 1.0, 1.0)]
+    # one hollow point per panel (one beta), or the whole stale curve (every number of inputs)
+    points = [len(stale["curves"][s]["2.5"]["helvae"]) for s in stale["curves"]] if draw == "draw_curves" else None
+    assert [len(c.get_offsets()) for c in hollow] == (points or [1] * len(hollow)) and len(hollow) == len(fig.axes)
+    assert TF.STALE_NOTE in " ".join(t.get_text() for t in fig.texts)
