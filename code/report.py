@@ -94,16 +94,19 @@ def _claims_lines(results: Path) -> list[str]:
     f = results / "claims.json"
     if not f.exists():
         return ["- The claims ledger is not computed yet (`make claims`).", ""]
+    from .claims import PROVISIONAL_NOTE, counts_line, provisional_count, verdict_text
+
     c = read_json(f)
     lines = [f"{len(c['claims'])} claims of the two papers, each checked by code (`make claims`; "
              "reasons and numbers in results/claims.md):", ""]
-    for scale, n in c["counts"].items():
-        lines.append(f"- scale `{scale}`: {n['holds']} hold, {n['does not hold']} do not hold, {n['not run']} not run")
+    lines += [f"- scale `{scale}`: {counts_line(c['claims'], scale)}" for scale in c["scales"]]
+    if any(provisional_count(c["claims"], s) for s in c["scales"]):
+        lines += ["", PROVISIONAL_NOTE]
     lines += ["", "| claim | source | kind | " + " | ".join(c["scales"]) + " |",
               "|---|---|---|" + "---|" * len(c["scales"])]
     for claim in c["claims"]:
         lines.append(f"| `{claim['id']}` | {claim['source']} | {claim['kind']} | " +
-                     " | ".join(claim["verdict"][s]["verdict"] for s in c["scales"]) + " |")
+                     " | ".join(verdict_text(claim["verdict"][s]) for s in c["scales"]) + " |")
     return lines + [""]
 
 

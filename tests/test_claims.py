@@ -79,15 +79,18 @@ def test_a_missing_or_other_scale_item_is_not_run_with_a_reason(tmp_path):
     assert v["verdict"] == "not run" and "MNIST-SVHN-Text" in v["reason"]
 
 
-def test_stale_runs_are_named_in_the_reason(tmp_path):
+def test_stale_runs_are_named_in_the_reason_and_make_the_verdict_provisional(tmp_path):
     _table_item(tmp_path, "hel-table8", "cpu", {b: {"helvae": 0.9, "mvae": 0.5} for b in C.TABLE8_BETAS},
                 "coherence/conditional")
+    fresh = _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)
+    assert fresh["provisional"] is False and C.verdict_text(fresh) == "holds"
     f = tmp_path / "hel-table8.json"
     obj = json.loads(f.read_text())
     obj["runs_stale"] = {"cpu/polymnist-mini/mvae/beta=1/seed=0": "epochs: 60 there, 200 now"}
     f.write_text(json.dumps(obj))
-    assert "1 of its 1 runs are stale" in _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)[
-        "reason"]
+    stale = _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)
+    assert "1 of its 1 runs are stale" in stale["reason"] and stale["provisional"] is True
+    assert C.verdict_text(stale) == stale["verdict"] + " *"
     obj["own_budget"] = {"codevae": "why"}
     f.write_text(json.dumps(obj))
     reason = _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)["reason"]
@@ -136,6 +139,7 @@ def test_write_claims_writes_json_and_markdown(tmp_path):
         for s in C.SCALES:
             assert c["verdict"][s]["verdict"] in C.VERDICTS and c["verdict"][s]["reason"]
     assert sum(obj["counts"]["cpu"].values()) == len(C.CLAIMS)
+    assert obj["provisional"] == {"cpu": 0, "paper": 0}  # no trained item here, so nothing rests on stale runs
     md = (tmp_path / "claims.md").read_text()
     assert md.startswith("# Which claims hold") and f"`{C.CLAIMS[0].id}`" in md
 
@@ -146,3 +150,16 @@ def test_committed_ledger_is_up_to_date():
     fresh = C.evaluate_claims(RESULTS_DIR)
     assert [(c["id"], {s: c["verdict"][s]["verdict"] for s in C.SCALES}) for c in stored["claims"]] == \
         [(c["id"], {s: c["verdict"][s]["verdict"] for s in C.SCALES}) for c in fresh]
+
+
+def test_the_counts_line_says_how_many_verdicts_are_provisional():
+    def claim(verdict, provisional):
+        return {"verdict": {"cpu": {"verdict": verdict, "provisional": provisional}}}
+
+    claims = [claim("holds", True), claim("holds", False), claim("does not hold", True), claim("not run", False)]
+    assert C.counts_line(claims, "cpu") == "2 hold, 1 do not hold, 1 not run (2 provisional *)"
+    assert C.counts_line(claims[1:2], "cpu") == "1 hold, 0 do not hold, 0 not run"
+    md = C.claims_markdown([{"id": "x", "quote": "q", "source": "s", "kind": "trained",
+                             "verdict": {"cpu": {"verdict": "holds", "provisional": True, "reason": "r"},
+                                         "paper": {"verdict": "not run", "provisional": False, "reason": "r"}}}])
+    assert "| holds * | not run |" in md and C.PROVISIONAL_NOTE in md
