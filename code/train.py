@@ -90,6 +90,8 @@ class TrainConfig:
     # authors' code) | "free" (free log-variances, unit-variance prior); poolvae.models
     mopoe_prior: str = "full"  # MoPoE: N(0, I) in the full set's PoE only (Sutter et al.'s code) | "none" | "all"
     subset_entropy_coef: float = 1000.0  # CoDEVAE: + coef * entropy of the subset weights (the authors' code); 0: free
+    kl_warmup: int = 0  # epochs over which the KL weight rises linearly from 0 to beta (kl_weight); 0: beta from the
+    # first step, as the references the papers name (MultiVAE's PolyMNIST configurations: warmup=0)
     threads: int = 0  # torch threads; 0 keeps torch's default
     compile_pool: bool = False  # pool through torch.compile (poolvae.aggregators.compiled); same numbers, faster
     device: str = "auto"  # auto ($POOLVAE_DEVICE if set, else cuda when present, else cpu) | cpu | cuda | cuda:N
@@ -106,7 +108,7 @@ EXECUTION_FIELDS = ("threads", "compile_pool", "device", "compile", "workers")
 #: Fields added after runs were committed, with the value the code used before each existed. A stored config.json
 #: without the field was made with that value (the fidelity changes of issue #16 made the reference the default).
 LEGACY_VALUES = {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0, "amp": "off",
-                 "tuples": 1}
+                 "tuples": 1, "kl_warmup": 0}
 
 
 def irrelevant_fields(method: str) -> set[str]:
@@ -619,6 +621,17 @@ def check_same_run(cfg: TrainConfig, run_dir: Path) -> None:
         raise StaleRun(run_dir, diff)
 
 
+def kl_weight(beta: float, warmup_epochs: int, steps_per_epoch: int, epoch: int, step: int) -> float:
+    """The KL weight at optimiser step ``step`` (from 0) of epoch ``epoch`` (from 0): beta times the share of the
+    warm-up done after this step, ``min(1, (epoch * steps_per_epoch + step + 1) / (warmup_epochs *
+    steps_per_epoch))``, so that the first step has a small positive weight and the last step of the warm-up has
+    beta; beta throughout without a warm-up. A function of the step alone, so a resumed run continues the same
+    schedule."""
+    if warmup_epochs <= 0:
+        return beta
+    return beta * min(1.0, (epoch * steps_per_epoch + step + 1) / (warmup_epochs * steps_per_epoch))
+
+
 def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path = CHECKPOINT_DIR,
           progress: bool = True, stop_after_steps: int | None = None, until_epoch: int | None = None,
           extend: bool = False) -> Path:
@@ -633,6 +646,7 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
     config differs in ``epochs`` only go on from its checkpoint to ``cfg.epochs`` (:func:`resumable`); without it such
     a run is another run and an error says so.
     """
+    check_ranges(cfg)
     rel = run_path(cfg)
     run_dir, ckpt = Path(results_dir) / rel, checkpoint_file(cfg, checkpoint_dir)
     metrics_file = run_dir / "metrics.json"
@@ -727,6 +741,8 @@ def train(cfg: TrainConfig, results_dir: Path = RUNS_DIR, checkpoint_dir: Path =
                                workers=workers), total=n_steps, initial=step,
                        desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
             for step, mods, _ in bar:
+                if cfg.kl_warmup:
+                    model.beta = kl_weight(cfg.beta, cfg.kl_warmup, n_steps, epoch, step)
                 out = step_model(mods)
                 loss = out["loss"]
                 pending.append((step, loss.detach()))
@@ -827,15 +843,23 @@ def in_worker(fn, *args, **kwargs):
 
 def check_ranges(cfg: TrainConfig) -> None:
     """Raise a ValueError naming the first field of ``cfg`` out of its range (``--set`` can set any of them): beta and
-    lr finite and above 0, sizes and counts at least 1, limits and the seed at least 0."""
+    lr finite and above 0, sizes and counts at least 1, limits and the seed at least 0, a KL warm-up no longer than
+    the run (and not under ``torch.compile``). :func:`train` checks it too, for callers that bypass the command line."""
     for name in ("beta", "lr"):
         value = getattr(cfg, name)
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be finite and above 0; got {value}")
     for name, low in (("epochs", 1), ("batch_size", 1), ("latent_dim", 1), ("width", 1), ("K", 1), ("seed", 0),
-                      ("private_dim", 0), ("train_limit", 0), ("test_limit", 0), ("threads", 0), ("tuples", 1)):
+                      ("private_dim", 0), ("train_limit", 0), ("test_limit", 0), ("threads", 0), ("tuples", 1),
+                      ("kl_warmup", 0)):
         if getattr(cfg, name) < low:
             raise ValueError(f"{name} must be at least {low}; got {getattr(cfg, name)}")
+    if cfg.kl_warmup > cfg.epochs:
+        raise ValueError(f"kl_warmup ({cfg.kl_warmup} epochs) is longer than the run ({cfg.epochs} epochs): the KL "
+                         "weight would never reach beta; set kl_warmup to at most epochs")
+    if cfg.kl_warmup and cfg.compile:
+        raise ValueError("kl_warmup changes the KL weight every step, which torch.compile would recompile for; "
+                         "train with kl_warmup=0 or without --compile")
 
 
 def count_argument(minimum: int = 0):

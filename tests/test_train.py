@@ -556,3 +556,36 @@ def test_a_run_path_reads_back_as_what_it_names(beta):
     for bad in ("cpu/polymnist-mini/helvae/beta=1", "cpu/polymnist-mini/helvae/b=1/seed=0", "a/b/c/beta=1/s=0"):
         with pytest.raises(ValueError, match="is not a run path <scale>/<dataset>/<method>/beta=<b>/seed=<s>"):
             T.parse_run_path(bad)
+
+
+def test_kl_weight_rises_linearly_over_the_warm_up_then_stays_at_beta():
+    # 2 epochs of warm-up, 4 steps each: step k (from 0, counted across epochs) has weight beta * (k + 1) / 8
+    assert [T.kl_weight(4.0, 2, 4, e, s) for e in range(3) for s in range(4)] == \
+        [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.0, 4.0, 4.0, 4.0]
+    assert T.kl_weight(2.5, 0, 4, 0, 0) == 2.5  # no warm-up: beta from the first step
+
+
+def test_a_warmed_up_run_trains_on_its_schedule_and_resumes_on_it(tmp_path, monkeypatch):
+    cfg = _cfg(kl_warmup=2)  # 2 epochs of 3 steps: weights beta/6, 2 beta/6, ..., beta
+    seen = []
+    real_forward = T.MultimodalVAE.forward
+    monkeypatch.setattr(T.MultimodalVAE, "forward", lambda self, *a, **k: (self.training and seen.append(self.beta))
+                        or real_forward(self, *a, **k))  # the weight of every training step (not the test passes)
+    T.train(cfg, tmp_path / "a" / "runs", tmp_path / "a" / "ckpt", progress=False)
+    assert seen == pytest.approx([cfg.beta * k / 6 for k in range(1, 7)])
+    with pytest.raises(KeyboardInterrupt, match="resume"):
+        T.train(cfg, tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False, stop_after_steps=4)
+    T.train(cfg, tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False)
+    wa, wb = _weights(tmp_path / "a" / "ckpt", cfg), _weights(tmp_path / "b" / "ckpt", cfg)
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+    T.train(_cfg(), tmp_path / "c" / "runs", tmp_path / "c" / "ckpt", progress=False)  # beta from the first step
+    wc = _weights(tmp_path / "c" / "ckpt", _cfg())
+    assert not all(torch.allclose(wa[k].float(), wc[k].float(), atol=1e-6) for k in wa)
+    with pytest.raises(ValueError, match="kl_warmup .3 epochs. is longer than the run"):
+        T.train(_cfg(kl_warmup=3), tmp_path / "d" / "runs", tmp_path / "d" / "ckpt", progress=False)
+    with pytest.raises(ValueError, match="recompile"):
+        T.check_ranges(_cfg(kl_warmup=1, compile=True))
+    # a run committed before the field existed had no warm-up: it is the same run as kl_warmup=0, not this one
+    stored = {k: v for k, v in T.dataclasses.asdict(_cfg()).items() if k != "kl_warmup"}
+    assert not T.config_differences(T.stored_config(stored), _cfg())
+    assert T.config_differences(T.stored_config(stored), cfg) == {"kl_warmup": (0, 2)}
