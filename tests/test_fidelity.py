@@ -583,7 +583,7 @@ def test_polymnist_mmvae_trains_the_plain_elbo_with_one_sample(method, dataset, 
 
 def test_legacy_values():
     assert T.LEGACY_VALUES == {"laplace_scale": "free", "mopoe_prior": "none", "subset_entropy_coef": 0.0,
-                               "amp": "off", "tuples": 1}
+                               "amp": "off", "tuples": 1, "kl_warmup": 0}
 
 
 @pytest.mark.parametrize("method,expected", [
