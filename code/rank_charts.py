@@ -26,6 +26,7 @@ import seaborn as sns  # noqa: E402
 
 from .artefacts import FIGURES_DIR, RESULTS_DIR, read_json, save_figure  # noqa: E402
 from .palette import color as method_colour  # noqa: E402
+from .trained_figures import STALE_NOTE  # noqa: E402  (the trained figures' note on hollow points)
 
 
 def rank_frame(summary: dict) -> pd.DataFrame:
@@ -43,9 +44,6 @@ def rank_frame(summary: dict) -> pd.DataFrame:
                              "seeds": c["ours"]["n"], "ours_rank": c["ours_rank"], "paper_rank": c["paper_rank"],
                              "stale": (summary.get("dataset"), method, cell_beta(beta, method, summary)) in stale})
     return pd.DataFrame(rows)
-
-
-STALE_NOTE = "hollow: a stale run (earlier defaults), not comparable until retrained"
 
 
 def _hollow_stale(ax, part: pd.DataFrame, x: str, y: str, palette: dict) -> None:
