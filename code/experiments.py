@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import enum
 import math
+import pickle
 import statistics
 import sys
 from collections.abc import Callable
@@ -604,8 +605,9 @@ def _estimates(cfgs: list[TrainConfig], runs_dir: Path, checkpoint_dir: Path, re
     runs themselves report the problem."""
     try:
         plans = plan(cfgs, runs_dir, checkpoint_dir, retrain_stale, evaluate)
-    except (OSError, ValueError, KeyError) as err:
-        print(f"no ETA: the plan could not be made ({err})", flush=True)
+    except (OSError, ValueError, KeyError, EOFError, RuntimeError, pickle.UnpicklingError) as err:
+        # a record unreadable, or a checkpoint truncated (EOFError) or corrupt (torch.load's errors)
+        print(f"no ETA: the plan could not be made ({type(err).__name__}: {err})", flush=True)
         return dict.fromkeys((run_path(c) for c in cfgs), None)
     return {run_path(p.cfg): p.seconds for p in plans if p.busy}
 

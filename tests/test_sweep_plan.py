@@ -200,3 +200,18 @@ def test_the_plan_reads_each_methods_run_files_once(tmp_path, monkeypatch):
                              ("measured_evaluation_seconds", "helvae"), ("measured_evaluation_seconds", "mopoe")]
     helvae = [p for p in plans if p.cfg.method == "helvae"]
     assert all(p.seconds == pytest.approx(p.cfg.epochs * 8.0 + 30.0) for p in helvae)
+
+
+def test_an_unreadable_checkpoint_costs_the_eta_not_the_sweep(tmp_path, capsys):
+    from poolvae.experiments import _estimates
+
+    cfg = _cfg(epochs=3)
+    checkpoint_file(cfg, tmp_path / "ck").parent.mkdir(parents=True)
+    checkpoint_file(cfg, tmp_path / "ck").write_bytes(b"not a checkpoint")  # resumed from it: its epoch is asked
+    assert _estimates([cfg], tmp_path / "runs", tmp_path / "ck", False, True) == {run_path(cfg): None}
+    assert "no ETA: the plan could not be made (RuntimeError" in capsys.readouterr().out
+    _checkpoint(checkpoint_file(cfg, tmp_path / "ck"), cfg, epoch=1)
+    whole = checkpoint_file(cfg, tmp_path / "ck").read_bytes()
+    checkpoint_file(cfg, tmp_path / "ck").write_bytes(whole[: len(whole) // 2])  # cut off mid-write
+    assert _estimates([cfg], tmp_path / "runs", tmp_path / "ck", False, True) == {run_path(cfg): None}
+    assert "no ETA: the plan could not be made" in capsys.readouterr().out
