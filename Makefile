@@ -190,6 +190,19 @@ diagnose-budget: setup  ## BUDGET_METHODS (HEL Table 8's but CoDEVAE; ~3 h) at b
 	    --checkpoint-dir $(BUDGET_CHECKPOINTS) || exit 1; \
 	done
 
+.PHONY: diagnose-warmup
+WARMUP_EPOCHS ?= 20
+WARMUP_BETAS ?= 5 10
+WARMUP_RESULTS = results/diagnostics/kl_warmup=$(WARMUP_EPOCHS)
+WARMUP_CHECKPOINTS = checkpoints/diagnostics/kl_warmup=$(WARMUP_EPOCHS)
+diagnose-warmup: setup  ## MVAE at WARMUP_BETAS (5 10) with a linear KL warm-up of WARMUP_EPOCHS=20 epochs: does its posterior still collapse? (book chapter 11; ~1.5 h per beta on one core)
+	for b in $(WARMUP_BETAS); do \
+	  $(PY) -m poolvae.train --dataset polymnist-mini --method mvae --beta $$b --seed 0 --scale cpu \
+	    --set kl_warmup=$(WARMUP_EPOCHS) --runs-dir $(WARMUP_RESULTS)/runs --checkpoint-dir $(WARMUP_CHECKPOINTS) && \
+	  $(PY) -m poolvae.evaluate $(WARMUP_RESULTS)/runs/cpu/polymnist-mini/mvae/beta=$$b/seed=0 \
+	    --checkpoint-dir $(WARMUP_CHECKPOINTS) || exit 1; \
+	done
+
 .PHONY: claims diagnose-convergence
 claims: setup  ## The claims ledger (results/claims.{json,md}) and hel-table8's rank and seed charts (seaborn)
 	$(PY) -m poolvae.rank_charts hel-table8
