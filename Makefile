@@ -177,6 +177,14 @@ sweep-polymnist: setup  ## Every trained PolyMNIST item in one pool (issue #18's
 sweep-plan: setup  ## What sweep-polymnist would do with each run, and about how long it takes on JOBS cores (runs nothing)
 	$(PY) -m poolvae.experiments sweep --scale $(SCALE) --jobs $(JOBS) --retrain-stale --plan
 
+.PHONY: land
+land: setup  ## Land the finished, evaluated, up-to-date runs of another checkout (FROM=path: a sweep's worktree, a GPU box's copy), render their items, claims and README
+	@test -n "$(FROM)" || { echo "usage: make land FROM=/path/to/other/checkout [SCALE=cpu]"; exit 2; }
+	$(PY) -m poolvae.land $(FROM) --scale $(SCALE)
+	$(PY) -m poolvae.rank_charts hel-table8
+	$(PY) -m poolvae.claims
+	$(PY) -m poolvae.report
+
 .PHONY: diagnose-budget
 BUDGET_EPOCHS ?= 180
 BUDGET_METHODS ?= helvae mopoe mwbvae mvae mmvae mmvaeplus
