@@ -5,9 +5,9 @@
 
 The section opens with the claims ledger (``results/claims.json``, ``make claims``): how many of the papers'
 claims hold, do not hold or were not run at each scale, and one row per claim. It then lists every item with
-what exists for it: the exact figures with their files, the trained
-items with how many of their runs exist and at which scale, the diagnostic runs (``results/diagnostics``)
-beside the runs they vary, the aggregator benchmark as ratios to PoE,
+what exists for it: the exact figures with their files, the trained items with how many of their runs exist at
+which scale and how many of those are stale, the diagnostic runs (``results/diagnostics``) beside the runs they
+vary, the aggregator benchmark as ratios to PoE,
 and the training-cost table (hel-table6) as ratios to HELVAE. Numbers are read from the JSON files and
 rounded for display; the files stay the record.
 """
@@ -157,8 +157,10 @@ def section(results: Path = RESULTS_DIR) -> str:
         if f.exists():
             s = read_json(f)
             where = f" - see results/{item}.md" if exp.kind == "table" else f" - figures/{item}.png"
+            stale = len(s.get("runs_stale", {}))
+            stale_text = f" ({stale} stale: made with earlier defaults, to be replaced)" if stale else ""
             lines.append(f"- `{item}`: {s['runs_found']} of {s['runs_expected']} runs at scale `{s['scale']}`"
-                         f"{where if s['runs_found'] else ''}")
+                         f"{stale_text}{where if s['runs_found'] else ''}")
         else:
             lines.append(f"- `{item}`: no runs yet")
     lines += ["", "### Diagnostics", ""] + _diagnostic_lines(results)

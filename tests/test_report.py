@@ -82,3 +82,13 @@ def test_table6_columns_in_the_papers_order_with_the_papers_ratios(tmp_path):
     assert "| method | PolyMNIST (M = 5) ours | paper | CUB (M = 2)* ours | paper | CelebA (M = 2)* ours | paper |" \
         in text
     assert "| mvae | 1.25 | 3.00 | 1.25 | 2.50 | 1.25 |  |" in text
+
+
+def test_section_counts_each_items_stale_runs(tmp_path):
+    summary = {"scale": "cpu", "runs_found": 3, "runs_expected": 5,
+               "runs_stale": {"cpu/polymnist-mini/helvae/beta=1/seed=0": "epochs: 60 there, 65 now"}}
+    (tmp_path / "hel-table8.json").write_text(json.dumps(summary))
+    (tmp_path / "hel-fig6.json").write_text(json.dumps({**summary, "runs_stale": {}}))
+    text = report.section(tmp_path)
+    assert "`hel-table8`: 3 of 5 runs at scale `cpu` (1 stale: made with earlier defaults" in text
+    assert "`hel-fig6`: 3 of 5 runs at scale `cpu` - figures/hel-fig6.png" in text
