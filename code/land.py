@@ -1,6 +1,6 @@
 """Bring runs trained in another checkout into this one: a sweep in a git worktree, a GPU machine, a cluster.
 
-    python -m poolvae.land /path/to/other/checkout --scale cpu [--dry-run] [--no-render]
+    python -m poolvae.land /path/to/other/checkout --scale cpu [--dry-run] [--no-render] [--verbose]
 
 A long sweep is best left to train in a checkout of its own (``git worktree add``), with its own copy of the code,
 while this one goes on changing. Its run folders land here as they finish: only a run that is **finished**
@@ -25,7 +25,7 @@ from .artefacts import read_json
 from .experiments import POLYMNIST_ITEMS, RESULTS_DIR, SCALES, get_experiment, render, stale_reason, sweep_runs
 from .train import TrainConfig, run_path
 
-__all__ = ["Candidate", "landing_reason", "candidates", "land", "items_touched", "main"]
+__all__ = ["Candidate", "landing_reason", "candidates", "land", "items_touched", "left_summary", "main"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,17 @@ def items_touched(cfgs: list[TrainConfig], scale: str, items: tuple[str, ...] = 
     return [i for i in items if any(run_path(c) in paths for c in get_experiment(i).runs(scale))]
 
 
+def left_summary(found: list[Candidate]) -> str:
+    """How many runs were left for each kind of reason (the reason up to its parenthesis), or "" if none was:
+    ``"; left: 3 already here, 2 stale"``."""
+    counts: dict[str, int] = {}
+    for c in found:
+        if c.reason is not None:
+            kind = c.reason.split(" (")[0]
+            counts[kind] = counts.get(kind, 0) + 1
+    return "; left: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()) if counts else ""
+
+
 def main(argv=None) -> int:
     """Command line; see the module docstring."""
     p = argparse.ArgumentParser(prog="python -m poolvae.land", description=__doc__.splitlines()[0])
@@ -138,6 +149,7 @@ def main(argv=None) -> int:
                    help="the items whose runs may land (default: the trained PolyMNIST items)")
     p.add_argument("--dry-run", action="store_true", help="say what would land; copy and render nothing")
     p.add_argument("--no-render", action="store_true", help="copy the runs; render no item")
+    p.add_argument("--verbose", action="store_true", help="name every run left behind with its reason")
     a = p.parse_args(argv)
     try:
         found = candidates(a.source, a.scale, tuple(a.items))
@@ -147,8 +159,9 @@ def main(argv=None) -> int:
     landed = land(found, dry_run=a.dry_run)
     verb = "would land" if a.dry_run else "landed"
     for c in found:
-        print(f"{verb if c.reason is None else 'left'} {run_path(c.cfg)}" + (f": {c.reason}" if c.reason else ""))
-    print(f"{len(landed)} of {len(found)} run folders {verb}")
+        if c.reason is None or a.verbose:
+            print(f"{verb if c.reason is None else 'left'} {run_path(c.cfg)}" + (f": {c.reason}" if c.reason else ""))
+    print(f"{len(landed)} of {len(found)} run folders {verb}" + ("" if a.verbose else left_summary(found)))
     if landed and not (a.dry_run or a.no_render):
         for item in items_touched(landed, a.scale, tuple(a.items)):
             render(item, a.scale)

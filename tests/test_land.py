@@ -129,3 +129,12 @@ def test_command_line_dry_run_names_each_run(source, capsys):
     out = capsys.readouterr().out
     assert f"would land {run_path(cfg)}" in out and "1 of 1 run folders would land" in out
     assert L.main([str(src.parents[6] / "missing"), "--dry-run"]) == 1
+
+
+def test_left_runs_are_counted_by_kind_of_reason(tmp_path, committed):
+    cfg, _ = committed
+    found = [L.Candidate(cfg, tmp_path, None), L.Candidate(cfg, tmp_path, "already here"),
+             L.Candidate(cfg, tmp_path, "stale (epochs: 60 there, 65 now)"),
+             L.Candidate(cfg, tmp_path, "stale (tuples: 1 there, 4 now)")]
+    assert L.left_summary(found) == "; left: 1 already here, 2 stale"
+    assert L.left_summary(found[:1]) == ""
