@@ -181,9 +181,7 @@ sweep-plan: setup  ## What sweep-polymnist would do with each run, and about how
 land: setup  ## Land the finished, evaluated, up-to-date runs of another checkout (FROM=path: a sweep's worktree, a GPU box's copy), render their items, claims and README
 	@test -n "$(FROM)" || { echo "usage: make land FROM=/path/to/other/checkout [SCALE=cpu]"; exit 2; }
 	$(PY) -m poolvae.land $(FROM) --scale $(SCALE)
-	$(PY) -m poolvae.rank_charts hel-table8
-	$(PY) -m poolvae.claims
-	$(PY) -m poolvae.report
+	$(MAKE) --no-print-directory claims readme
 
 .PHONY: diagnose-budget
 BUDGET_EPOCHS ?= 180
