@@ -94,19 +94,29 @@ def _claims_lines(results: Path) -> list[str]:
     f = results / "claims.json"
     if not f.exists():
         return ["- The claims ledger is not computed yet (`make claims`).", ""]
-    from .claims import PROVISIONAL_NOTE, counts_line, provisional_count, verdict_text
+    from .claims import (
+        PAPER_NUMBERS_NOTE,
+        PROVISIONAL_NOTE,
+        counts_line,
+        paper_numbers_line,
+        provisional_count,
+        verdict_text,
+    )
 
     c = read_json(f)
     lines = [f"{len(c['claims'])} claims of the two papers, each checked by code (`make claims`; "
              "reasons and numbers in results/claims.md):", ""]
     lines += [f"- scale `{scale}`: {counts_line(c['claims'], scale)}" for scale in c["scales"]]
+    lines += [f"- the same checks: {paper_numbers_line(c['claims'])}"]
     if any(provisional_count(c["claims"], s) for s in c["scales"]):
         lines += ["", PROVISIONAL_NOTE]
-    lines += ["", "| claim | source | kind | " + " | ".join(c["scales"]) + " |",
-              "|---|---|---|" + "---|" * len(c["scales"])]
+    lines += ["", PAPER_NUMBERS_NOTE]
+    lines += ["", "| claim | source | kind | " + " | ".join(c["scales"]) + " | paper's numbers |",
+              "|---|---|---|" + "---|" * (len(c["scales"]) + 1)]
     for claim in c["claims"]:
         lines.append(f"| `{claim['id']}` | {claim['source']} | {claim['kind']} | " +
-                     " | ".join(verdict_text(claim["verdict"][s]) for s in c["scales"]) + " |")
+                     " | ".join(verdict_text(claim["verdict"][s]) for s in c["scales"]) +
+                     f" | {claim['on_paper_numbers']['verdict']} |")
     return lines + [""]
 
 

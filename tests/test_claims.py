@@ -148,8 +148,11 @@ def test_committed_ledger_is_up_to_date():
     """results/claims.json is what the code computes from the committed results (run `make claims` otherwise)."""
     stored = json.loads((RESULTS_DIR / "claims.json").read_text())
     fresh = C.evaluate_claims(RESULTS_DIR)
-    assert [(c["id"], {s: c["verdict"][s]["verdict"] for s in C.SCALES}) for c in stored["claims"]] == \
-        [(c["id"], {s: c["verdict"][s]["verdict"] for s in C.SCALES}) for c in fresh]
+    def verdicts(claims):
+        return [(c["id"], {s: c["verdict"][s]["verdict"] for s in C.SCALES}, c["on_paper_numbers"]["verdict"])
+                for c in claims]
+
+    assert verdicts(stored["claims"]) == verdicts(fresh)
 
 
 def test_the_counts_line_says_how_many_verdicts_are_provisional():
@@ -161,5 +164,116 @@ def test_the_counts_line_says_how_many_verdicts_are_provisional():
     assert C.counts_line(claims[1:2], "cpu") == "1 hold, 0 do not hold, 0 not run"
     md = C.claims_markdown([{"id": "x", "quote": "q", "source": "s", "kind": "trained",
                              "verdict": {"cpu": {"verdict": "holds", "provisional": True, "reason": "r"},
-                                         "paper": {"verdict": "not run", "provisional": False, "reason": "r"}}}])
-    assert "| holds * | not run |" in md and C.PROVISIONAL_NOTE in md
+                                         "paper": {"verdict": "not run", "provisional": False, "reason": "r"}},
+                             "on_paper_numbers": {"verdict": "does not hold", "reason": "printed r"}}])
+    assert "| holds * | not run | does not hold |" in md and C.PROVISIONAL_NOTE in md
+    assert "- `x` (does not hold): printed r" in md  # the reason on the paper's numbers is listed
+
+
+# ---- the same checks on the paper's own printed numbers -----------------------------------------------------
+
+def _paper_table_item(tmp: Path, name: str, rows: dict[str, dict[str, tuple[float | None, float | None]]],
+                      metric: str, scale: str = "cpu") -> None:
+    """A rendered table item whose cells hold (ours, paper) means per beta and method."""
+    cells = {b: {metric: {m: {"ours": {"mean": o, "n": 1, "std": None},
+                              "paper": None if p is None else {"mean": p, "std": 0.01}}
+                          for m, (o, p) in row.items()}} for b, row in rows.items()}
+    obj = {"item": name, "scale": scale, "runs_found": 1, "runs_expected": 1, "cells": cells,
+           "methods": list(next(iter(rows.values())))}
+    (tmp / f"{name}.json").write_text(json.dumps(obj))
+
+
+def _claim(claim_id: str) -> C.Claim:
+    return next(c for c in C.CLAIMS if c.id == claim_id)
+
+
+def test_the_paper_numbers_view_puts_the_printed_values_in_place_of_ours():
+    d = {"scale": "cpu", "runs_stale": {"x": "old"}, "_results": "somewhere", "cells": {
+        "1": {"a": {"helvae": {"ours": {"mean": 0.2}, "paper": {"mean": 0.9, "std": 0.1}},
+                    "mvae": {"ours": {"mean": 0.8}, "paper": {"mean": 0.3, "std": None}}},
+              "b": {"helvae": {"ours": {"mean": 0.2}, "paper": {"mean": 0.9, "std": 0.1}},
+                    "mvae": {"ours": {"mean": 0.8}, "paper": None}}}}}
+    view = C.paper_numbers_view(d, Path("/r"))
+    assert C.ours(view, "1", "a") == {"helvae": 0.9, "mvae": 0.3}
+    assert "b" not in view["cells"]["1"]  # the paper prints b for one method only: ranks would mislead
+    assert view["_results"] is None and view["runs_stale"] == {} and view["_paper_view"] == "/r"
+    assert C.ours(d, "1", "a") == {"helvae": 0.2, "mvae": 0.8}  # the item itself is untouched
+    assert C.paper_numbers_view({"curves": {}}) is None  # a figure: no printed numbers
+
+
+def test_a_check_on_the_paper_numbers_follows_the_printed_values_not_ours(tmp_path):
+    claim = _claim("hel-helvae-highest-conditional-coherence")
+    rows = {b: {"helvae": (0.5, 0.9), "mvae": (0.9, 0.2)} for b in C.TABLE8_BETAS}
+    _paper_table_item(tmp_path, "hel-table8", rows, "coherence/conditional")
+    assert claim.check("cpu", tmp_path).verdict == "does not hold"  # ours: HELVAE second
+    v = C.on_paper_numbers(claim, tmp_path)
+    assert v.verdict == "holds" and v.evidence["ranks"] == dict.fromkeys(C.TABLE8_BETAS, 1)
+    rows["10"] = {"helvae": (0.5, 0.1), "mvae": (0.9, 0.2)}
+    _paper_table_item(tmp_path, "hel-table8", rows, "coherence/conditional")
+    v = C.on_paper_numbers(claim, tmp_path)
+    assert v.verdict == "does not hold" and v.evidence["ranks"]["10"] == 2
+    rows["10"] = {"helvae": (0.5, None), "mvae": (0.9, 0.2)}  # a number the paper does not print
+    _paper_table_item(tmp_path, "hel-table8", rows, "coherence/conditional")
+    assert C.on_paper_numbers(claim, tmp_path).verdict == C.CANNOT
+
+
+def test_exact_claims_and_figures_have_no_paper_numbers_verdict(tmp_path):
+    assert C.on_paper_numbers(_claim("hel-moe-not-sharper"), tmp_path).verdict == C.NOT_APPLICABLE
+    (tmp_path / "wb-fig3.json").write_text(json.dumps({"scale": "cpu", "curves": {}, "runs_found": 1}))
+    v = C.on_paper_numbers(_claim("wb-wbvae-coherence-rises"), tmp_path)
+    assert v.verdict == C.CANNOT and "figure" in v.reason
+    v = C.on_paper_numbers(_claim("hel-learned-weights-uniform"), tmp_path)  # reads a run folder
+    assert v.verdict == C.CANNOT
+
+
+def test_timing_claims_on_the_paper_numbers_read_every_benchmark(tmp_path):
+    def cell(dataset, method, seconds):
+        return {"dataset": dataset, "method": method, "metric": "seconds_per_batch", "mean": seconds}
+
+    (tmp_path / "paper").mkdir()
+    table = [cell("polymnist", "helvae", 0.1), cell("polymnist", "mvae", 0.2),
+             cell("cub", "helvae", 0.3), cell("cub", "mvae", 0.2)]
+    (tmp_path / "paper" / "hel-table6.json").write_text(json.dumps({"cells": table}))
+    v = C.on_paper_numbers(_claim("hel-helvae-fastest"), tmp_path)
+    assert v.verdict == "does not hold" and v.evidence["per_benchmark"] == {"polymnist": "holds",
+                                                                            "cub": "does not hold"}
+    table[2]["mean"] = 0.1
+    (tmp_path / "paper" / "hel-table6.json").write_text(json.dumps({"cells": table}))
+    assert C.on_paper_numbers(_claim("hel-helvae-fastest"), tmp_path).verdict == "holds"
+
+
+def test_comparable_admits_the_largest_gap_the_paper_itself_calls_comparable(tmp_path):
+    claim = _claim("hel-learned-weights-comparable")
+
+    def table7(ours_gap, paper_gap):
+        cells = {"5": {m: {"helvae": {"ours": {"mean": 0.7}, "paper": {"mean": 0.8, "std": 0.01}},
+                           "helvae-learned": {"ours": {"mean": 0.7 + ours_gap},
+                                              "paper": {"mean": 0.8 + paper_gap, "std": 0.01}}}
+                       for m in C.LEARNED_METRICS}}
+        (tmp_path / "hel-table7.json").write_text(json.dumps({"scale": "cpu", "runs_found": 2, "cells": cells}))
+
+    table7(0.025, 0.03)  # the paper calls a gap of 0.03 comparable: ours of 0.025 is too
+    v = claim.check("cpu", tmp_path)
+    assert v.verdict == "holds" and v.evidence["tolerance"] == pytest.approx(0.03)
+    assert C.on_paper_numbers(claim, tmp_path).verdict == "holds"
+    table7(0.025, 0.001)  # the paper's gaps are tiny: the floor 0.02 applies
+    v = claim.check("cpu", tmp_path)
+    assert v.verdict == "does not hold" and v.evidence["tolerance"] == pytest.approx(0.02)
+
+
+def test_the_cub_and_celeba_checks_read_their_tables(tmp_path):
+    cub = {"best": {"helvae": (None, 0.75), "codevae": (None, 0.75), "mvae": (None, 0.23)}}
+    _paper_table_item(tmp_path, "hel-table1", cub, "colour_coherence")
+    obj = json.loads((tmp_path / "hel-table1.json").read_text())
+    fid = {"helvae": 157.6, "codevae": 176.0, "mvae": 148.7}
+    obj["cells"]["best"]["quality/text→img"] = {m: {"ours": {"mean": None}, "paper": {"mean": v, "std": None}}
+                                                for m, v in fid.items()}
+    (tmp_path / "hel-table1.json").write_text(json.dumps(obj))
+    v = C.on_paper_numbers(_claim("hel-cub-highest-coherence"), tmp_path)
+    assert v.verdict == "does not hold" and "tied with: codevae" in v.reason  # MVAE's FID is lower
+    celeba = {"1": {"helvae": (None, 0.386), "mohelvae": (None, 0.394)}}
+    _paper_table_item(tmp_path, "hel-table4", celeba, "coherence/conditional")
+    assert C.on_paper_numbers(_claim("hel-mohel-beats-helvae-celeba"), tmp_path).verdict == "holds"
+    _paper_table_item(tmp_path, "hel-table4", {"1": {"helvae": (None, 0.4), "mohelvae": (None, 0.39)}},
+                      "latent/I")
+    assert C.on_paper_numbers(_claim("hel-mohel-beats-helvae-celeba"), tmp_path).verdict == "does not hold"
