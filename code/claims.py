@@ -964,7 +964,8 @@ def paper_numbers_line(claims: list[dict]) -> str:
     """``"9 hold, 3 do not hold on the paper's own numbers (24 cannot be computed: ...; 16 exact)"``."""
     n = paper_numbers_counts(claims)
     return (f"{n['holds']} hold, {n['does not hold']} do not hold on the paper's own numbers ({n[CANNOT]} cannot "
-            f"be computed: a figure, a run folder or a table the paper lacks; {n[NOT_APPLICABLE]} exact, which need none)")
+            f"be computed: a figure, a run folder or a table the paper lacks; {n[NOT_APPLICABLE]} exact, which "
+            "need none)")
 
 
 PAPER_NUMBERS_NOTE = ("Column *paper's numbers*: the same check applied to the numbers the paper prints "
