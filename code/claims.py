@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from . import aggregators as agg
+from . import paper_numbers
 from .artefacts import RESULTS_DIR, atomic_write_bytes, provenance, read_json, write_json
 
 SCALES = ("cpu", "paper")
@@ -692,12 +693,12 @@ def paper_numbers_view(d: dict, results: Path = RESULTS_DIR) -> dict | None:
     return {**d, "cells": cells, "runs_stale": {}, "_results": None, "_paper_view": str(results)}
 
 
-def paper_timing_items(results: Path) -> dict[str, dict]:
-    """The paper's Table 6 (``results/paper/hel-table6.json``) as one timing item per benchmark, in the shape the
-    timing checks read (``{"dataset": ..., "methods": {method: {"seconds_per_batch": s}}}``)."""
+def paper_timing_items() -> dict[str, dict]:
+    """The paper's Table 6 (read by :func:`poolvae.paper_numbers.cells`) as one timing item per benchmark, in the
+    shape the timing checks read (``{"dataset": ..., "methods": {method: {"seconds_per_batch": s}}}``)."""
     by_dataset: dict[str, dict] = {}
-    for c in read_json(Path(results) / "paper" / "hel-table6.json")["cells"]:
-        if c["metric"] == "seconds_per_batch" and c["mean"] is not None:
+    for c in paper_numbers.cells("hel-table6", metric="seconds_per_batch"):
+        if c["mean"] is not None:
             by_dataset.setdefault(c["dataset"], {})[c["method"]] = {"seconds_per_batch": c["mean"]}
     return {ds: {"dataset": ds, "methods": methods} for ds, methods in by_dataset.items()}
 
@@ -714,7 +715,7 @@ def on_paper_numbers(claim: Claim, results: Path = RESULTS_DIR) -> Verdict:
         return Verdict(CANNOT, "the check reads run folders, or the paper prints no table for it", {})
     try:
         if claim.kind == "timing":
-            per = {ds: fn(d) for ds, d in paper_timing_items(results).items()}
+            per = {ds: fn(d) for ds, d in paper_timing_items().items()}
             ok = all(v.verdict == "holds" for v in per.values())
             return decide(ok, "; ".join(f"{ds}: {v.verdict} ({v.reason})" for ds, v in per.items()),
                           per_benchmark={ds: v.verdict for ds, v in per.items()})
@@ -723,8 +724,6 @@ def on_paper_numbers(claim: Claim, results: Path = RESULTS_DIR) -> Verdict:
         if view is None:
             return Verdict(CANNOT, f"the paper prints no table for {name} (a figure)", {})
         v = fn(view)
-    except FileNotFoundError as e:
-        return Verdict(CANNOT, f"the paper's numbers are not here ({e})", {})
     except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
         return Verdict(CANNOT, f"the paper does not print every number the check reads ({type(e).__name__}: {e})",
                        {})

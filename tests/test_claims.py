@@ -226,20 +226,30 @@ def test_exact_claims_and_figures_have_no_paper_numbers_verdict(tmp_path):
     assert v.verdict == C.CANNOT
 
 
-def test_timing_claims_on_the_paper_numbers_read_every_benchmark(tmp_path):
+def test_timing_claims_on_the_paper_numbers_read_every_benchmark(tmp_path, monkeypatch):
     def cell(dataset, method, seconds):
         return {"dataset": dataset, "method": method, "metric": "seconds_per_batch", "mean": seconds}
 
-    (tmp_path / "paper").mkdir()
     table = [cell("polymnist", "helvae", 0.1), cell("polymnist", "mvae", 0.2),
              cell("cub", "helvae", 0.3), cell("cub", "mvae", 0.2)]
-    (tmp_path / "paper" / "hel-table6.json").write_text(json.dumps({"cells": table}))
+
+    def cells(item, **filters):  # stands in for the transcribed Table 6
+        assert item == "hel-table6"
+        return [c for c in table if all(c[k] == v for k, v in filters.items())]
+
+    monkeypatch.setattr(C.paper_numbers, "cells", cells)
     v = C.on_paper_numbers(_claim("hel-helvae-fastest"), tmp_path)
     assert v.verdict == "does not hold" and v.evidence["per_benchmark"] == {"polymnist": "holds",
                                                                             "cub": "does not hold"}
     table[2]["mean"] = 0.1
-    (tmp_path / "paper" / "hel-table6.json").write_text(json.dumps({"cells": table}))
     assert C.on_paper_numbers(_claim("hel-helvae-fastest"), tmp_path).verdict == "holds"
+
+
+def test_paper_timing_items_hold_every_benchmark_of_the_transcribed_table_6():
+    items = C.paper_timing_items()
+    assert set(items) == {"polymnist", "cub", "celeba"}
+    assert items["cub"]["methods"]["helvae"]["seconds_per_batch"] == \
+        C.paper_numbers.value("hel-table6", "helvae", "seconds_per_batch", dataset="cub")
 
 
 def test_comparable_admits_the_largest_gap_the_paper_itself_calls_comparable(tmp_path):
