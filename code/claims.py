@@ -129,38 +129,36 @@ def curve(d: dict, section: str, beta: str, method: str) -> list[float]:
     return [c[k]["mean"] for k in sorted(c, key=int)]
 
 
-def trained(name: str, fn: Callable[[dict], Verdict]) -> Callable[[str, Path], Verdict]:
-    """A check over the item ``name``: ``fn(item)`` at a scale where it is rendered, else ``not run``."""
+def _item_check(name: str, fn: Callable[[dict], Verdict] | None, missing: Callable[[str, Exception], str],
+                evidence: Callable[[dict], dict]) -> Callable[[str, Path], Verdict]:
+    """A check over the rendered item ``name``: ``not run`` with ``missing(scale, error)`` when it is not
+    rendered at the scale, else ``fn(item)`` with the item's staleness note, ``evidence(item)`` and
+    :attr:`Verdict.provisional` added (``fn`` None: rendered, but no check yet)."""
     def check(scale: str, results: Path) -> Verdict:
         try:
             d = item(name, scale, results)
         except Missing as e:
-            return not_run(NO_PAPER if scale == "paper" else f"not run: {e}")
+            return not_run(NO_PAPER if scale == "paper" else missing(scale, e))
+        if fn is None:
+            return not_run(f"not run: {name} is rendered but this claim has no check yet")
         v = fn({**d, "_results": str(results)})
-        return Verdict(v.verdict, v.reason + stale_note(d), {**v.evidence, "item": name,
-                                                            "runs_found": d.get("runs_found")},
+        return Verdict(v.verdict, v.reason + stale_note(d), {**v.evidence, "item": name, **evidence(d)},
                        provisional=bool(d.get("runs_stale")))
     check.item_name, check.fn = name, fn  # for on_paper_numbers: the same fn over the paper's printed values
     return check
 
 
+def trained(name: str, fn: Callable[[dict], Verdict]) -> Callable[[str, Path], Verdict]:
+    """A check over the item ``name``: ``fn(item)`` at a scale where it is rendered, else ``not run``."""
+    return _item_check(name, fn, lambda scale, e: f"not run: {e}",
+                       lambda d: {"runs_found": d.get("runs_found")})
+
+
 def absent_dataset(name: str, dataset: str, fn: Callable[[dict], Verdict] | None = None):
     """A claim on a data set this machine cannot download: ``not run`` unless ``name`` is rendered at the scale
     (from the data set or an offline stand-in), then ``fn`` decides."""
-    def check(scale: str, results: Path) -> Verdict:
-        try:
-            d = item(name, scale, results)
-        except Missing:
-            why = NO_PAPER if scale == "paper" else \
-                f"not run: {dataset} cannot be downloaded here and {name} has no runs at scale {scale}"
-            return not_run(why)
-        if fn is None:
-            return not_run(f"not run: {name} is rendered but this claim has no check yet")
-        v = fn({**d, "_results": str(results)})
-        return Verdict(v.verdict, v.reason + stale_note(d), {**v.evidence, "item": name, "dataset": d.get("dataset")},
-                       provisional=bool(d.get("runs_stale")))
-    check.item_name, check.fn = name, fn  # for on_paper_numbers (fn None: no check yet)
-    return check
+    return _item_check(name, fn, lambda scale, e: f"not run: {dataset} cannot be downloaded here and {name} "
+                       f"has no runs at scale {scale}", lambda d: {"dataset": d.get("dataset")})
 
 
 def exact(fn: Callable[[Path], Verdict]) -> Callable[[str, Path], Verdict]:
@@ -486,6 +484,13 @@ def _learned_comparable(d: dict, floor: float = 0.02) -> Verdict:
                   gaps=gaps, tolerance=tol)
 
 
+def departure_from_uniform(weights) -> float:
+    """The largest relative departure of pooling weights from uniform, ``max_k |lambda_k - 1/M| / (1/M)``
+    (0 for uniform weights; 1 when one weight is 0 or twice 1/M)."""
+    w = np.asarray(weights, dtype=float)
+    return float(np.abs(w * len(w) - 1).max())
+
+
 def _learned_weights_uniform(scale: str, results: Path) -> Verdict:
     if scale == "paper":
         return not_run(NO_PAPER)
@@ -497,7 +502,7 @@ def _learned_weights_uniform(scale: str, results: Path) -> Verdict:
         return not_run("not run: this run predates the per-epoch log of the learned weights (pool/weights); "
                        "retrain it to check")
     w = np.asarray(last["pool/weights"])
-    worst = float(np.abs(w * len(w) - 1).max())
+    worst = departure_from_uniform(w)
     return decide(worst <= 0.2, f"learned weights {np.round(w, 3).tolist()}: largest relative departure from 1/M "
                   f"{worst:.2f} ('nearly uniform' taken as at most 0.2)", weights=w.tolist())
 

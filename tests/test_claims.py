@@ -287,3 +287,12 @@ def test_the_cub_and_celeba_checks_read_their_tables(tmp_path):
     _paper_table_item(tmp_path, "hel-table4", {"1": {"helvae": (None, 0.4), "mohelvae": (None, 0.39)}},
                       "latent/I")
     assert C.on_paper_numbers(_claim("hel-mohel-beats-helvae-celeba"), tmp_path).verdict == "does not hold"
+
+
+def test_departure_from_uniform_by_hand():
+    """max_k |lambda_k - 1/M| / (1/M), worked by hand: uniform weights depart by 0; (1/2, 1/4, 1/4) has
+    |1/2 - 1/3| / (1/3) = 1/2; a zero weight departs by exactly 1; the check's 0.2 tolerance sits between."""
+    assert C.departure_from_uniform([0.2] * 5) == pytest.approx(0.0, abs=1e-12)
+    assert C.departure_from_uniform([0.5, 0.25, 0.25]) == pytest.approx(0.5)
+    assert C.departure_from_uniform([0.0, 0.5, 0.5]) == pytest.approx(1.0)
+    assert C.departure_from_uniform([0.22, 0.18, 0.2, 0.2, 0.2]) == pytest.approx(0.1)
