@@ -42,3 +42,13 @@ def test_every_module_and_public_function_has_a_docstring(module):
     doc = ast.get_docstring(tree)
     assert doc and len(doc.split()) >= 8, f"{module.name}: no opening paragraph saying what the module is for"
     assert undocumented(tree) == [], f"{module.name}: public names without a docstring"
+
+
+def test_readme_layout_names_every_module():
+    """A newcomer finds every module in the README's layout, so a new module must be placed there."""
+    readme = (CODE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("tests/ ")]
+    names = {m.stem for m in MODULES} - {"__init__"}
+    words = set(layout.replace(",", " ").split())
+    assert not names - words, f"README's layout does not name: {', '.join(sorted(names - words))}"
