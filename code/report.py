@@ -4,7 +4,8 @@
     python -m poolvae.report --check    # exit 1 if the README is out of date (the test suite does this)
 
 The section opens with the claims ledger (``results/claims.json``, ``make claims``): how many of the papers'
-claims hold, do not hold or were not run at each scale, and one row per claim. It then lists every item with
+claims hold, do not hold or were not run at each scale, and one row per claim; then which pairs of methods in HEL
+Table 8 at beta 2.5 our seeds order against the paper, or with it, beyond seed noise. It then lists every item with
 what exists for it: the exact figures with their files, the trained items with how many of their runs exist at
 which scale and how many of those are stale, the diagnostic runs (``results/diagnostics``) beside the runs they
 vary, the aggregator benchmark as ratios to PoE,
@@ -120,6 +121,38 @@ def _claims_lines(results: Path) -> list[str]:
     return lines + [""]
 
 
+def _seed_pair_lines(results: Path, item: str = "hel-table8", block: str = "2.5",
+                     column: str = "coherence/conditional") -> list[str]:
+    """The pairs of methods the paper orders in one block and column of a table item, tested over our seeds
+    (:mod:`poolvae.seed_pairs`): how many our seeds reverse, how many they confirm, and which; nothing when the
+    item is not rendered or has no pair to test."""
+    f = results / f"{item}.json"
+    if not f.exists():
+        return []
+    from .seed_pairs import AGREES, LEVEL, REVERSED, pairs_of_item, seed_values
+
+    summary = read_json(f)
+    if not summary.get("cells", {}).get(block, {}).get(column):
+        return []
+    scale = summary["scale"]
+    rows = pairs_of_item(item, block, column, scale, results)
+    if not rows:
+        return []
+    values, _ = seed_values(item, block, column, scale, results)
+
+    def names(verdict: str) -> str:
+        chosen = [f"{r['better_in_paper']} > {r['worse_in_paper']}" for r in rows if r["verdict"] == verdict]
+        return f"{len(chosen)}" + (f" ({'; '.join(chosen)})" if chosen else "")
+
+    seeds = ", ".join(f"{m} {len(v)}" for m, v in values.items())
+    return [f"### {item} at beta {block}, pair by pair over seeds", "",
+            f"Of the {len(rows)} pairs of methods the paper orders by {column} at beta {block}, our seeds at scale "
+            f"`{scale}` (seeds per method: {seeds}) reverse {names(REVERSED)} and confirm {names(AGREES)}, at "
+            f"p <= {LEVEL} (exact one-sided Mann-Whitney test over seeds, one test per pair, not corrected for their "
+            f"number; `python -m poolvae.seed_pairs {item}`, book chapter 11); the other pairs are not separated "
+            "by the seeds.", ""]
+
+
 def _diagnostic_lines(results: Path) -> list[str]:
     """Each run under ``results/diagnostics/<name>/runs`` beside the run of the same path in its baseline: epochs
     and coherence of both, the diagnostic's name as its heading. The baseline is ``results/runs`` (the scale's own
@@ -155,7 +188,7 @@ def section(results: Path = RESULTS_DIR) -> str:
     """The Markdown of the results section, from the files in ``results``."""
     from .experiments import EXPERIMENTS
 
-    lines = [START, "", "### Which claims hold", ""] + _claims_lines(results)
+    lines = [START, "", "### Which claims hold", ""] + _claims_lines(results) + _seed_pair_lines(results)
     lines += ["### Exact figures (no training; `make figures`)", ""]
     for item, what in EXACT.items():
         made = (results / f"{item}.json").exists()

@@ -74,7 +74,7 @@ def _toy_results(tmp_path, values: dict[str, list[float]], stale_method: str | N
     cells = {m: {"ours": {"mean": float(np.mean(v)), "interval": [min(v), max(v)]}, "paper_rank": i + 1,
                  "paper": {"mean": 0.9 - 0.1 * i}} for i, (m, v) in enumerate(values.items())}
     (tmp_path / "hel-table8.json").write_text(json.dumps(
-        {"cells": {"2.5": {"coherence/conditional": cells}}, "runs_stale": stale}))
+        {"scale": "cpu", "cells": {"2.5": {"coherence/conditional": cells}}, "runs_stale": stale}))
     return tmp_path
 
 
@@ -114,3 +114,13 @@ def test_committed_seeds_give_the_rendered_items_means():
     for method, vals in values.items():
         ours = summary["cells"]["2.5"]["coherence/conditional"][method]["ours"]
         assert ours["n"] == len(vals) and ours["mean"] == pytest.approx(float(np.mean(vals)), abs=1e-9)
+
+
+def test_readme_section_names_the_reversed_and_confirmed_pairs(tmp_path):
+    from poolvae import report
+
+    res = _toy_results(tmp_path, {"helvae": [0.5, 0.51, 0.52], "mopoe": [0.8, 0.81, 0.82], "mvae": [0.3, 0.31, 0.32]})
+    text = "\n".join(report._seed_pair_lines(res))
+    assert "Of the 3 pairs" in text and "seeds per method: mvae 3, mopoe 3, helvae 3" in text
+    assert "reverse 1 (helvae > mopoe)" in text and "confirm 2 (helvae > mvae; mopoe > mvae)" in text
+    assert report._seed_pair_lines(tmp_path / "nothing") == []
