@@ -46,8 +46,9 @@ def rank_frame(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _hollow_stale(ax, part: pd.DataFrame, x: str, y: str, palette: dict) -> None:
-    """Redraw the stale rows of ``part`` as hollow markers in their method's colour."""
+def hollow_stale(ax, part: pd.DataFrame, x: str, y: str, palette: dict) -> None:
+    """Redraw the rows of ``part`` whose ``stale`` column is true as hollow markers in their method's colour (the
+    trained figures' mark for a point that rests on a stale run, :data:`STALE_NOTE`)."""
     for _, r in part[part["stale"]].iterrows():
         ax.scatter([r[x]], [r[y]], s=36, facecolors="white", edgecolors=palette[r["method"]], linewidths=1.3,
                    zorder=4)
@@ -92,7 +93,7 @@ def rank_chart(summary: dict, metrics: list[str] | None = None):
         ax.plot([0.5, n + 0.5], [0.5, n + 0.5], color="0.8", lw=1, zorder=0)
         sns.lineplot(data=part, x="paper_rank", y="ours_rank", hue="method", palette=palette, sort=False,
                      estimator=None, units="method", marker="o", ax=ax, legend=ax is axes[0])
-        _hollow_stale(ax, part, "paper_rank", "ours_rank", palette)
+        hollow_stale(ax, part, "paper_rank", "ours_rank", palette)
         for _, r in part.iterrows():
             ax.annotate(r["block"], (r["paper_rank"], r["ours_rank"]), fontsize=6, xytext=(3, 3),
                         textcoords="offset points", color=palette[r["method"]])
@@ -122,7 +123,7 @@ def seed_chart(summary: dict, metrics: list[str] | None = None):
         spread = part[part["std"].notna()]
         for _, r in spread.iterrows():
             ax.errorbar(r["block"], r["ours"], yerr=r["std"], color=palette[r["method"]], capsize=2, lw=1)
-        _hollow_stale(ax, part, "block", "ours", palette)
+        hollow_stale(ax, part, "block", "ours", palette)
         ax.set(xlabel="β", ylabel=metric)
         seeds = sorted(set(part["seeds"]))
         ax.set_title(f"{metric}\nseeds per point: {', '.join(str(s) for s in seeds)} (bars: ± std over seeds)",

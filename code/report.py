@@ -135,10 +135,11 @@ def _seed_pair_lines(results: Path, item: str = "hel-table8", block: str = "2.5"
     if not summary.get("cells", {}).get(block, {}).get(column):
         return []
     scale = summary["scale"]
-    rows = pairs_of_item(item, block, column, scale, results)
+    seeds = seed_values(item, block, column, scale, results)
+    rows = pairs_of_item(item, block, column, scale, results, seeds=seeds)
     if not rows:
         return []
-    values, _ = seed_values(item, block, column, scale, results)
+    values, _ = seeds
 
     def names(verdict: str) -> str:
         chosen = [f"{r['better_in_paper']} > {r['worse_in_paper']}" for r in rows if r["verdict"] == verdict]

@@ -30,9 +30,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .artefacts import RESULTS_DIR, read_json  # noqa: E402
-from .experiments import dataset_at, get_experiment, read, run_folder  # noqa: E402
+from .experiments import collect, dataset_at, get_experiment, read, stale_cells  # noqa: E402
 from .palette import color as method_colour  # noqa: E402
-from .train import make_config, run_path  # noqa: E402
+from .rank_charts import hollow_stale  # noqa: E402
+from .trained_figures import STALE_NOTE  # noqa: E402  (the trained figures' note on hollow points)
 
 LEVEL = 0.05  # a pair is separated when its one-sided exact p-value is at most this
 REVERSED, AGREES, NOT_SEPARATED = "reversed", "agrees", "not separated"
@@ -104,56 +105,57 @@ def _column(item: str, key: str):
 def seed_values(item: str, block: str, column: str, scale: str = "cpu",
                 results_dir: Path = RESULTS_DIR) -> tuple[dict[str, list[float]], dict[str, bool]]:
     """Our value of ``column`` for every seed of every method in ``block`` of a table item, read from the run
-    folders under ``results_dir/runs``, and per method whether any of those runs is stale (listed in the rendered
-    item's ``runs_stale``). Methods with no evaluated run are left out."""
+    folders under ``results_dir/runs`` (:func:`poolvae.experiments.collect`), and per method whether its cell rests
+    on a stale run (:func:`poolvae.experiments.stale_cells` of the rendered item, the tables' dagger). Methods with
+    no evaluated run are left out."""
     exp, col = _column(item, column)
     blocks = dict(exp.blocks(scale))
     if block not in blocks:
         raise ValueError(f"{item} has no block {block!r} at scale {scale}; its blocks are {', '.join(blocks)}")
-    stale_runs = read_json(Path(results_dir) / f"{item}.json").get("runs_stale", {})
+    found = collect(exp, scale, results_dir)
+    stale_cell = stale_cells(read_json(Path(results_dir) / f"{item}.json"))
+    dataset = dataset_at(exp.dataset, scale)
     values, stale = {}, {}
     for method, beta in blocks[block].items():
-        for seed in exp.seeds_at(scale, beta):
-            cfg = make_config(dataset_at(exp.dataset, scale), method, scale, beta=beta, seed=seed)
-            f = run_folder(cfg, results_dir) / "evaluation.json"
-            v = read(col, read_json(f)) if f.exists() else None
-            if v is not None:
-                values.setdefault(method, []).append(v)
-                stale[method] = stale.get(method, False) or str(run_path(cfg)) in stale_runs
+        vals = [v for v in (read(col, ev) for ev in found.get((method, beta), [])) if v is not None]
+        if vals:
+            values[method], stale[method] = vals, (dataset, method, beta) in stale_cell
     return values, stale
 
 
-def pairs_of_item(item: str, block: str, column: str, scale: str = "cpu",
-                  results_dir: Path = RESULTS_DIR) -> list[dict]:
+def pairs_of_item(item: str, block: str, column: str, scale: str = "cpu", results_dir: Path = RESULTS_DIR,
+                  seeds: tuple[dict, dict] | None = None) -> list[dict]:
     """:func:`pair_table` for one block and column of a rendered table item, with the paper's ranks from
-    ``results/<item>.json``; each row also says whether a stale run is among its seeds."""
+    ``results/<item>.json``; each row also says whether a stale run is among its seeds. ``seeds``: what
+    :func:`seed_values` returned for the same arguments, when the caller has already read it."""
     _, col = _column(item, column)
-    summary = read_json(Path(results_dir) / f"{item}.json")
-    cells = summary["cells"][block][column]
+    cells = read_json(Path(results_dir) / f"{item}.json")["cells"][block][column]
     paper_rank = {m: c["paper_rank"] for m, c in cells.items() if c.get("paper_rank") is not None}
-    values, stale = seed_values(item, block, column, scale, results_dir)
+    values, stale = seeds or seed_values(item, block, column, scale, results_dir)
     rows = pair_table(values, paper_rank, col.higher)
     for r in rows:
         r["stale"] = stale[r["better_in_paper"]] or stale[r["worse_in_paper"]]
     return rows
 
 
-def strip_chart(item: str, block: str, column: str, scale: str = "cpu", results_dir: Path = RESULTS_DIR):
+def strip_chart(item: str, block: str, column: str, scale: str = "cpu", results_dir: Path = RESULTS_DIR,
+                seeds: tuple[dict, dict] | None = None):
     """Our seeds of each method (dots; hollow where the run is stale), their mean with the item's 95% interval
-    (bar), and the paper's value (cross), methods in the paper's order; returns the matplotlib figure."""
-    summary = read_json(Path(results_dir) / f"{item}.json")
-    cells = summary["cells"][block][column]
-    values, stale = seed_values(item, block, column, scale, results_dir)
+    (bar), and the paper's value (cross), methods in the paper's order; returns the matplotlib figure.
+    ``seeds``: as in :func:`pairs_of_item`."""
+    cells = read_json(Path(results_dir) / f"{item}.json")["cells"][block][column]
+    values, stale = seeds or seed_values(item, block, column, scale, results_dir)
     order = sorted(values, key=lambda m: (cells[m].get("paper_rank") or 99, m))
-    seeds = pd.DataFrame([{"method": m, "value": v} for m in order for v in values[m] if not stale[m]])
+    seeds_frame = pd.DataFrame([{"x": i, "method": m, "value": v, "stale": stale[m]}
+                                for i, m in enumerate(order) for v in values[m]])
     palette = {m: method_colour(m) for m in order}
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
-    if len(seeds):
-        sns.stripplot(data=seeds, x="method", y="value", hue="method", order=order, palette=palette, size=6,
+    fresh = seeds_frame[~seeds_frame["stale"]]
+    if len(fresh):
+        sns.stripplot(data=fresh, x="method", y="value", hue="method", order=order, palette=palette, size=6,
                       jitter=0.08, ax=ax, legend=False, zorder=3)
+    hollow_stale(ax, seeds_frame, "x", "value", palette)
     for i, m in enumerate(order):
-        if stale[m]:  # hollow, as the other trained figures draw points that rest on a stale run
-            ax.scatter([i] * len(values[m]), values[m], s=36, facecolors="white", edgecolors=palette[m], zorder=3)
         ours = cells[m]["ours"]
         if ours.get("interval"):
             lo, hi = ours["interval"]
@@ -165,8 +167,8 @@ def strip_chart(item: str, block: str, column: str, scale: str = "cpu", results_
     ax.set_xticks(range(len(order)), order)
     ax.set(xlabel="method, in the paper's order (its best first)", ylabel=column)
     ax.set_title(f"{item} at scale {scale}, beta {block}: dots our seeds, squares our mean with its 95% "
-                 "interval,\ncrosses the paper's value" + ("; hollow dots rest on a stale run"
-                                                            if any(stale.values()) else ""), fontsize=8)
+                 "interval,\ncrosses the paper's value" + (f"; {STALE_NOTE}" if any(stale.values()) else ""),
+                 fontsize=8)
     fig.tight_layout()
     return fig
 
