@@ -178,10 +178,14 @@ sweep-plan: setup  ## What sweep-polymnist would do with each run, and about how
 	$(PY) -m poolvae.experiments sweep --scale $(SCALE) --jobs $(JOBS) --retrain-stale --plan
 
 .PHONY: land
-land: setup  ## Land the finished, evaluated, up-to-date runs of another checkout (FROM=path: a sweep's worktree, a GPU box's copy), render their items, claims and README
+# The chapters that read what a landing rewrites (a PolyMNIST item, its runs or the claims ledger): `make land`
+# re-executes them, so that nbval passes afterwards. tests/test_book.py fails when a chapter is missing here.
+LANDING_CHAPTERS = 08 09 11
+land: setup  ## Land the finished, evaluated, up-to-date runs of another checkout (FROM=path: a sweep's worktree, a GPU box's copy), render their items, claims, README and the chapters that read them
 	@test -n "$(FROM)" || { echo "usage: make land FROM=/path/to/other/checkout [SCALE=cpu]"; exit 2; }
 	$(PY) -m poolvae.land $(FROM) --scale $(SCALE)
 	$(MAKE) --no-print-directory claims readme
+	$(PY) book/make_notebooks.py $(LANDING_CHAPTERS)
 
 .PHONY: diagnose-budget
 BUDGET_EPOCHS ?= 180

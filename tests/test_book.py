@@ -289,3 +289,26 @@ def test_streams_are_not_merged():
     """nb_merge_streams moves every printed line of a cell above its displays; the book keeps them in order."""
     cfg = yaml.safe_load((BOOK / "_config.yml").read_text())
     assert not cfg["sphinx"]["config"].get("nb_merge_streams", False)
+
+
+def _landing_chapters() -> set[str]:
+    """The chapter prefixes the Makefile's ``LANDING_CHAPTERS`` names (what `make land` re-executes)."""
+    text = (BOOK.parent / "Makefile").read_text()
+    found = re.search(r"^LANDING_CHAPTERS\s*=\s*(.*)$", text, re.M)
+    assert found, "the Makefile defines no LANDING_CHAPTERS"
+    return set(found.group(1).split())
+
+
+def test_make_land_re_executes_every_chapter_that_reads_landed_runs():
+    """A chapter that reads a PolyMNIST item, its run folders or the claims ledger shows numbers a landing changes;
+    unless `make land` re-executes it, nbval fails on the next `make test`. Independent of the list: the sources
+    are scanned for the item ids (:data:`poolvae.experiments.POLYMNIST_ITEMS`), the run folders and the ledger."""
+    from poolvae.experiments import POLYMNIST_ITEMS
+
+    marks = [*(f'"{item}' for item in POLYMNIST_ITEMS), *(f"'{item}" for item in POLYMNIST_ITEMS),
+             'RESULTS_DIR / "runs"', "claims.json"]
+    reading = {src.name[:2] for src in sorted((BOOK / "src").glob("[0-9][0-9]_*.md"))
+               if any(mark in src.read_text() for mark in marks)}
+    assert reading, "the scan finds no chapter at all: the marks no longer match how chapters read results"
+    assert _landing_chapters() == reading, (
+        f"set LANDING_CHAPTERS in the Makefile to {' '.join(sorted(reading))}: these chapters read landed runs")
