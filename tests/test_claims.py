@@ -117,6 +117,21 @@ def test_exact_checks_give_the_same_verdict_at_every_scale():
             assert a == b, c.id
 
 
+def test_round_off_errors_are_reported_as_the_bound_they_meet():
+    assert C.at_round_off(5.3e-16) == ("below 1e-12", 1e-12)
+    assert C.at_round_off(4.4e-16) == C.at_round_off(5.3e-16)  # the same text on every machine
+    assert C.at_round_off(2.7e-05) == ("2.7e-05", 2.7e-05)
+
+
+def test_exact_verdicts_print_no_round_off_digits():
+    """Reasons below 1e-12 would change from machine to machine and churn results/claims.json and chapter 11."""
+    for c in C.CLAIMS:
+        if c.kind == "exact":
+            v = c.check("cpu", RESULTS_DIR)
+            small = [float(t) for t in re.findall(r"\d\.\de-\d\d", v.reason) if float(t) < C.ROUND_OFF]
+            assert not small, (c.id, v.reason)
+
+
 def test_the_wb_half_claim_holds_for_two_experts_only():
     v = C._wb_sharper_than_half(RESULTS_DIR)
     assert v.verdict == "holds" and v.evidence["share_by_M"][2] == 1.0 and v.evidence["share_by_M"][3] < 1.0
