@@ -23,8 +23,9 @@ def test_identical_sets_give_zero_and_shifted_sets_more(method):
     assert abs(fid.frechet_distance_features(f, f, method)) < 1e-6
     shifts = [fid.frechet_distance_features(f, f + s, method) for s in (0.5, 1.0, 2.0)]
     assert shifts == pytest.approx([8 * 0.25, 8 * 1.0, 8 * 4.0])  # a pure shift adds |delta|^2
-    scaled = fid.frechet_distance_features(f, 2.0 * f, method)
-    assert scaled > 1.0
+    # scaling by 2: mean 2m, covariance 4S, so FD = |m|^2 + tr(S + 4S - 2 (4 S^2)^(1/2)) = |m|^2 + tr S
+    closed = np.sum(f.mean(0) ** 2) + np.trace(np.cov(f, rowvar=False))
+    assert fid.frechet_distance_features(f, 2.0 * f, method) == pytest.approx(closed, rel=1e-8)
 
 
 def test_samples_of_two_gaussians_match_the_closed_form():

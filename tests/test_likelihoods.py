@@ -1,5 +1,7 @@
 """Decoder likelihoods against torch.distributions, with and without leading sample dimensions."""
 
+import math
+
 import pytest
 import torch
 from torch.distributions import Bernoulli, Categorical, Laplace
@@ -8,9 +10,12 @@ from poolvae.likelihoods import LAPLACE_SCALE, log_likelihood
 
 
 def test_laplace_matches_torch():
+    assert LAPLACE_SCALE == 0.75  # the scale of the MMVAE/MMVAE+ decoders (likelihoods.py's docstring)
     x, loc = torch.rand(4, 3, 5, 5), torch.rand(4, 3, 5, 5)
-    ref = Laplace(loc, LAPLACE_SCALE).log_prob(x).flatten(1).sum(-1)
+    ref = Laplace(loc, 0.75).log_prob(x).flatten(1).sum(-1)
     assert torch.allclose(log_likelihood("laplace", x, loc), ref, atol=1e-4)
+    # by hand: one scale away from the location, each of the 75 elements gives -log(2 * 0.75) - 1
+    assert torch.allclose(log_likelihood("laplace", loc + 0.75, loc), torch.full((4,), 75 * (-math.log(1.5) - 1)))
 
 
 def test_bernoulli_matches_torch():

@@ -1,6 +1,8 @@
 """Every method of poolvae.models trains on a small problem: the objective improves, gradients reach
 every encoder and decoder, and batches with missing modalities train."""
 
+import math
+
 import pytest
 import torch
 
@@ -66,8 +68,36 @@ def test_missing_modalities_train_and_unobserved_inputs_do_not_matter(method):
     xs2[0][:4] = torch.rand(4, 3, 28, 28)
     torch.manual_seed(0)
     out2 = model(xs2, mask)
-    if method in ("mvae", "helvae", "wbvae", "helvae-learned"):  # sampling paths identical: exact equality
-        assert torch.allclose(out["loss"], out2["loss"], rtol=1e-5)
+    # every method: the same seed draws the same samples, and nothing reads the unobserved rows
+    assert torch.allclose(out["loss"], out2["loss"], rtol=1e-5)
+    xs3 = [x.clone() for x in xs]
+    xs3[0][4:6] = torch.rand(2, 3, 28, 28)  # observed rows: these do matter
+    torch.manual_seed(0)
+    assert not torch.allclose(out["loss"], model(xs3, mask)["loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["mmvae", "mmvaeplus"])
+def test_dreg_keeps_the_iwae_bound_and_its_decoder_gradients(method):
+    """DReG (Tucker et al. 2019) changes only the encoder's gradient estimator. With the same draws, the logged
+    bound equals plain IWAE's, and so does every decoder gradient: for parameters that do not move the samples,
+    d/dtheta sum_k softmax(lw)_k lw_k (weights held fixed) = sum_k softmax(lw)_k dlw_k/dtheta = d logsumexp(lw)/dtheta.
+    The encoders' gradients must differ (else the DReG path is not taken)."""
+    outs, grads = {}, {}
+    for dreg in (True, False):
+        model = _model(method).double()  # float64: the identity holds to round-off
+        model.dreg = dreg
+        torch.manual_seed(3)
+        out = model([x.double() for x in _batch(4)])
+        out["loss"].backward()
+        outs[dreg] = float(out["objective"])
+        grads[dreg] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert outs[True] == pytest.approx(outs[False], rel=1e-12)
+    decoder = [n for n in grads[False] if n.startswith("decoders.")]
+    encoder = [n for n in grads[False] if n.startswith("encoders.")]
+    assert decoder and encoder
+    for n in decoder:
+        assert torch.allclose(grads[True][n], grads[False][n], rtol=1e-8, atol=1e-12), n
+    assert not all(torch.allclose(grads[True][n], grads[False][n], rtol=1e-3, atol=1e-6) for n in encoder)
 
 
 def test_unknown_method_lists_valid_ones():
@@ -92,6 +122,13 @@ def test_latent_sampler_matches_its_density(family):
     grid = torch.linspace(-15, 15, 30001).unsqueeze(-1)
     mass = latent_log_prob(grid, mu, logvar, family).exp().sum() * (grid[1] - grid[0])
     assert abs(float(mass) - 1.0) < 1e-3
+    # the shape, not only two moments: E|z - mu| and the density at mu tell the two families apart
+    v = float(logvar.exp())
+    scale = math.sqrt(v / 2)  # Laplace: var = 2 b^2
+    mad, peak = (scale, 1 / (2 * scale)) if family == "laplace" else (math.sqrt(2 * v / math.pi),
+                                                                       1 / math.sqrt(2 * math.pi * v))
+    assert abs(float((z - 0.5).abs().mean()) - mad) < 0.01
+    assert float(latent_log_prob(mu.unsqueeze(0), mu, logvar, family).exp()) == pytest.approx(peak, rel=1e-5)
 
 
 def test_learned_pooling_weights_receive_gradient():

@@ -28,7 +28,7 @@ def _weights(ckpt_root, cfg):
 
 
 @pytest.mark.parametrize("method", ["helvae", "mmvae"])
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, method):
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, method, capsys):
     cfg = _cfg(method=method)
     T.train(cfg, tmp_path / "a" / "runs", tmp_path / "a" / "ckpt", progress=False)
     # interrupt after 4 of the 6 steps (inside the second epoch), then resume
@@ -36,7 +36,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, method):
         T.train(cfg, tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False, stop_after_steps=4)
     metrics = tmp_path / "b" / "runs" / T.run_path(cfg) / "metrics.json"
     assert not json.loads(metrics.read_text())["finished"]
+    capsys.readouterr()
     T.train(cfg, tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False)
+    # resumed from the checkpoint (a restart from scratch would reach the same weights too: same seed)
+    assert f"resume {T.run_path(cfg)} after epoch 1 at step 1" in capsys.readouterr().out
     wa, wb = _weights(tmp_path / "a" / "ckpt", cfg), _weights(tmp_path / "b" / "ckpt", cfg)
     assert wa.keys() == wb.keys()
     for k in wa:
@@ -573,9 +576,12 @@ def test_a_warmed_up_run_trains_on_its_schedule_and_resumes_on_it(tmp_path, monk
                         or real_forward(self, *a, **k))  # the weight of every training step (not the test passes)
     T.train(cfg, tmp_path / "a" / "runs", tmp_path / "a" / "ckpt", progress=False)
     assert seen == pytest.approx([cfg.beta * k / 6 for k in range(1, 7)])
+    seen.clear()
     with pytest.raises(KeyboardInterrupt, match="resume"):
         T.train(cfg, tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False, stop_after_steps=4)
     T.train(cfg, tmp_path / "b" / "runs", tmp_path / "b" / "ckpt", progress=False)
+    # 4 steps, then the 2 left on the schedule: a restart would train 6 more, from beta / 6
+    assert seen == pytest.approx([cfg.beta * k / 6 for k in range(1, 7)])
     wa, wb = _weights(tmp_path / "a" / "ckpt", cfg), _weights(tmp_path / "b" / "ckpt", cfg)
     assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
     T.train(_cfg(), tmp_path / "c" / "runs", tmp_path / "c" / "ckpt", progress=False)  # beta from the first step
