@@ -295,7 +295,7 @@ def test_model_log_likelihood_is_exact_when_the_decoders_ignore_z(method):
     equals sum_m log Laplace(x_m; loc_m, 0.75) up to Monte Carlo error. This checks that every method's proposal
     draws from the density it reports (Gaussian and Laplace, single and mixture, with the mixture weights): a
     wrong normaliser or dropped weights move the estimate by a constant that K does not average away. (MMVAE+'s
-    p(w) / q(w) ratio is not tested here: with decoders that ignore w it averages to 1 either way.)"""
+    p(w) / q(w) ratio averages to 1 here whether or not it is there: the next test checks it.)"""
     from poolvae.models import METHODS, Modality, MultimodalVAE
 
     torch.manual_seed(0)
@@ -315,6 +315,55 @@ def test_model_log_likelihood_is_exact_when_the_decoders_ignore_z(method):
     for subset in [(0,), (1, 2), (0, 1, 2)]:
         est = mt.model_log_likelihood(model, xs, mt.subset_mask(subset, 3, 2), K=4000, chunk=1000)
         assert torch.allclose(est.double(), exact.double(), atol=0.05), (subset, (est - exact).tolist())
+
+
+class _PrivateOnePixelDecoder(torch.nn.Module):
+    """A decoder whose location is fixed but for one pixel, which moves with the first private coordinate."""
+
+    def __init__(self, loc, latent_dim, coef):
+        super().__init__()
+        self.register_buffer("loc", loc)
+        self.latent_dim, self.coef = latent_dim, coef
+
+    def forward(self, zw):
+        out = self.loc.expand(*zw.shape[:-1], *self.loc.shape).clone()
+        out[..., 0, 0, 0] = out[..., 0, 0, 0] + self.coef * zw[..., self.latent_dim]
+        return out
+
+
+def test_mmvaeplus_log_likelihood_weights_private_latents_by_their_prior():
+    """MMVAE+'s private latent w_m is drawn from q(w_m | x_m) for an observed modality, so its weight needs the
+    ratio p(w_m) / q(w_m | x_m). With a decoder that ignores z and reads w_m on one pixel, log p(x) is a sum over
+    modalities of a fixed part and the 1-D integral log int Laplace(x_0; loc_0 + c w, 0.75) Laplace(w; 0, 1) dw,
+    computed here by quadrature; the estimate must match it. Without the ratio it would estimate the integral
+    under q instead of the prior, which this setting puts far off."""
+    from poolvae.models import Modality, MultimodalVAE
+
+    torch.manual_seed(0)
+    D, Dp, coef = 2, 2, 2.0
+    # private scales softmax(0.3, -0.3) * 2 = 1.29 and 0.71: above half the prior's 1, so p(w) / q(w) has a finite
+    # variance (Laplace: needs b_q > b_p / 2) and 20,000 draws average it well
+    encoders = [_FixedEncoder(torch.tensor([0.2, -0.1, 1.0 - 0.5 * m, 0.3]), torch.tensor([0.0, 0.0, 0.3, -0.3]))
+                for m in range(3)]
+    locs = [torch.rand(3, 28, 28) for _ in range(3)]
+    model = MultimodalVAE(encoders, [_PrivateOnePixelDecoder(loc, D, coef) for loc in locs],
+                          [Modality(f"m{i}", "laplace") for i in range(3)], "mmvaeplus", D, private_dim=Dp).eval()
+    assert model.prior_logvar == pytest.approx(math.log(2.0))  # the private prior: Laplace of scale 1
+    xs = [torch.rand(2, 3, 28, 28) for _ in range(3)]
+    w = np.linspace(-60, 60, 600_001)
+    dw = w[1] - w[0]
+    log_prior = -np.log(2.0) - np.abs(w)
+
+    def log_marginal(x, loc):  # (B,): every pixel but one fixed, that one integrated over w ~ Laplace(0, 1)
+        fixed = torch.distributions.Laplace(loc, 0.75).log_prob(x).flatten(1)[:, 1:].sum(-1).double().numpy()
+        x0, l0 = x[:, 0, 0, 0].double().numpy()[:, None], float(loc[0, 0, 0])
+        integrand = -np.log(1.5) - np.abs(x0 - l0 - coef * w) / 0.75 + log_prior
+        return fixed + np.log(np.exp(integrand).sum(-1) * dw)
+
+    exact = sum(log_marginal(x, loc) for loc, x in zip(locs, xs, strict=True))
+    for subset in [(0,), (0, 1, 2)]:
+        est = mt.model_log_likelihood(model, xs, mt.subset_mask(subset, 3, 2), K=20_000, chunk=5000)
+        assert np.allclose(est.double().numpy(), exact, atol=0.05), (subset, est.double().numpy() - exact)
 
 
 @pytest.mark.parametrize("method", ["mvae", "mmvae", "mopoe", "mmvaeplus", "codevae", "wbvae", "mwbvae", "helvae",
