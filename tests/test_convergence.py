@@ -48,6 +48,11 @@ def test_plateau_needs_flat_coherence_and_a_past_peak_of_the_objective():
     assert C.plateaued(_points(flat, [1, 3, 2, 1, 0]))
     assert not C.plateaued(_points(flat, [0, 1, 2, 3, 4]))  # held-out objective still rising
     assert not C.plateaued(_points([0.5, 0.55, 0.6, 0.65, 0.7], [1, 3, 2, 1, 0]))  # coherence still rising
+    # the threshold is tol / 2 (0.01 at the default tol 0.02): a gain of 0.015 over the best before is not flat
+    assert C.TOL == 0.02
+    assert not C.plateaued(_points([0.5, 0.6, 0.615, 0.6, 0.6], [1, 3, 2, 1, 0]))
+    assert C.plateaued(_points([0.5, 0.6, 0.615, 0.6, 0.6], [1, 3, 2, 1, 0]), tol=0.04)
+    assert C.plateaued(_points([0.5, 0.6, 0.609, 0.6, 0.6], [1, 3, 2, 1, 0]))
 
 
 @pytest.mark.slow

@@ -103,6 +103,13 @@ def test_ci_scale_uses_the_small_mini_and_limit_subsets(tmp_path, monkeypatch):
     ds = D.get_dataset("polymnist", "train", tmp_path, scale="ci", limit=7)
     assert (tmp_path / "polymnist-mini-ci" / "manifest.json").exists() and len(ds) == 7
     assert not (tmp_path / "polymnist-mini").exists()
+    # the subset: seeded, without repeats, in the original order, and its items are the full set's rows
+    full = D.get_dataset("polymnist", "train", tmp_path, scale="ci")
+    assert len(full) > 7 and np.all(np.diff(ds._rows) > 0) and ds._rows[-1] < len(full)
+    assert np.array_equal(ds._rows, D.get_dataset("polymnist", "train", tmp_path, scale="ci", limit=7)._rows)
+    for i in (0, 3, 6):
+        (xs, label), (full_xs, full_label) = ds[i], full[int(ds._rows[i])]
+        assert label == full_label and all(torch.equal(a, b) for a, b in zip(xs, full_xs, strict=True))
 
 
 # ---------------------------------------------------------------------------- MNIST-SVHN-Text

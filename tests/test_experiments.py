@@ -3,6 +3,7 @@ the paper's numbers beside ours, and rendering, checked on evaluation files writ
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -53,6 +54,33 @@ def test_ranks_and_kendall_tau():
     assert X.kendall_tau({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 2, "c": 3}) == pytest.approx(1.0)
     assert X.kendall_tau({"a": 1, "b": 2, "c": 3}, {"a": 3, "b": 2, "c": 1}) == pytest.approx(-1.0)
     assert X.kendall_tau({"a": 1, "b": 2}, {"a": 1, "b": 2}) is None
+    # a tie: tau-b = (concordant - discordant) / sqrt((pairs - ties in a)(pairs - ties in b)) = 5 / sqrt(6 * 5)
+    assert X.kendall_tau({"a": 1, "b": 2, "c": 3, "d": 4}, {"a": 1, "b": 1, "c": 3, "d": 4}) == \
+        pytest.approx(5 / math.sqrt(30))
+
+
+def _tau_b_by_hand(x: dict, y: dict) -> float:
+    """Kendall's tau-b from pair counts."""
+    common = sorted(set(x) & set(y))
+    pairs = [(i, j) for k, i in enumerate(common) for j in common[k + 1:]]
+    sign = [((x[i] > x[j]) - (x[i] < x[j])) * ((y[i] > y[j]) - (y[i] < y[j])) for i, j in pairs]
+    tied_x = sum(x[i] == x[j] for i, j in pairs)
+    tied_y = sum(y[i] == y[j] for i, j in pairs)
+    return sum(sign) / math.sqrt((len(pairs) - tied_x) * (len(pairs) - tied_y))
+
+
+def test_the_stored_tau_compares_the_papers_ranks_with_ours(tmp_path):
+    # wb-table1's fixture values rise with the method's position, so ours rank in the registry's reverse order,
+    # which is not the paper's: tau is neither 1 nor -1, and each column's stored tau is the one of its cells
+    e = _fill(tmp_path, "wb-table1")
+    s = X.summarise(e, "cpu", tmp_path)
+    taus = []
+    for key, cells in s["cells"]["5"].items():
+        paper = {m: c["paper_rank"] for m, c in cells.items() if c["paper_rank"] is not None}
+        ours = {m: c["ours_rank"] for m, c in cells.items() if c["ours_rank"] is not None}
+        assert s["kendall_tau"]["5"][key] == pytest.approx(_tau_b_by_hand(paper, ours)), key
+        taus.append(s["kendall_tau"]["5"][key])
+    assert any(abs(t) < 0.99 for t in taus)
 
 
 def test_summary_over_seeds_with_paper_values_and_render(tmp_path):
@@ -375,7 +403,9 @@ def test_tau_interval_is_none_when_nothing_varies():
     assert X.tau_interval(col, list(paper), dict.fromkeys(paper, 1.0), found, paper) is None
     found[("a", 1.0)].append({"fd": 2.5})  # a second seed of one method: the seeds are resampled
     lo, hi = X.tau_interval(col, list(paper), dict.fromkeys(paper, 1.0), found, paper)
-    assert lo < hi
+    # by hand (lower is better): a's mean is 2.5 with probability 1/4 (both draws 2.5), then a ranks behind b and
+    # tau = 1/3; otherwise a ranks first and tau = 1. The 2.5th percentile is 1/3, the 97.5th 1.
+    assert [lo, hi] == pytest.approx([1 / 3, 1.0])
 
 
 def test_a_single_seed_coherence_cell_gets_a_test_point_interval():

@@ -90,6 +90,15 @@ def test_a_run_made_with_other_defaults_is_left_as_stale(source):
     assert reason.startswith("stale (") and f"epochs: {cfg.epochs + 1} there, {cfg.epochs} now" in reason
 
 
+def test_a_run_evaluated_with_other_settings_is_left_as_stale(source):
+    cfg, src, dest_runs = source
+    ev = json.loads((src / "evaluation.json").read_text())
+    k = ev["settings"]["K"]
+    ev["settings"]["K"] = k + 1  # importance samples of the log-likelihood: another evaluation than today's
+    (src / "evaluation.json").write_text(json.dumps(ev))
+    assert _reason(cfg, src, dest_runs) == f"stale (K: {k + 1} there, {k} now)"
+
+
 def test_sample_files_from_another_checkpoint_are_left(source):
     cfg, src, dest_runs = source
     ev = json.loads((src / "evaluation.json").read_text())

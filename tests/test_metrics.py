@@ -82,6 +82,10 @@ def test_average_precision_perfect_constant_and_missing_positives():
     assert agree["mean"] == 1.0 and agree["all_attributes"] == 1.0
     agree = mt.attribute_agreement(np.stack([y, 1 - y]))
     assert agree["mean"] == 0.0
+    # partly: two samples, two attributes; the modalities agree on attribute 0 for sample 0 only, on attribute 1
+    # for both, so per attribute 1/2 and 1, mean 3/4, and all attributes on one sample of two
+    agree = mt.attribute_agreement(np.array([[[1, 0], [1, 1]], [[1, 0], [0, 1]]]))
+    assert agree == {"per_attribute": [0.5, 1.0], "mean": 0.75, "all_attributes": 0.5}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,6 +107,12 @@ def test_latent_probe_separable_and_uninformative_codes():
     r = mt.latent_average_precision(z_tr, a_tr, z_te, a_te)
     assert r["per_attribute_ap"][0] > 0.98 and r["per_attribute_ap"][1] > 0.98 and np.isnan(r["per_attribute_ap"][2])
     assert r["mean_ap"] > 0.98 and r["per_attribute_accuracy"][2] == 1.0
+    # one training class, test positives present: the constant score is that class (1 or 0), so the AP is the test
+    # prevalence and the accuracy the share of test labels equal to it
+    train_y = np.stack([np.ones(6), np.zeros(6)], 1)
+    test_y = np.array([[1, 1], [1, 0], [0, 0], [0, 0]])
+    r = mt.latent_average_precision(rng.normal(size=(6, 3)), train_y, rng.normal(size=(4, 3)), test_y)
+    assert r["per_attribute_ap"] == pytest.approx([0.5, 0.25]) and r["per_attribute_accuracy"] == [0.5, 0.75]
 
 
 def test_posterior_mean_of_a_mixture_is_its_mixture_mean():
