@@ -107,6 +107,78 @@ def test_generation_pipeline_multilabel_gives_average_precision():
     assert coh["unconditional"]["mean"] == 1.0 and coh["unconditional"]["all_attributes"] == 1.0
 
 
+class ProbeEncoder:
+    """Encodes modality 0's content (an image's per-channel brightness) as its expert's mean, one-hot over ten
+    digits (``multiclass``) or the three channels themselves (``multilabel``); the other experts' means are 0.
+    Subset posteriors are the PoE of the observed experts (equal variances: their average), as in MVAE."""
+
+    def __init__(self, kind, M=3):
+        self.kind, self.M = kind, M
+
+    def encode(self, xs):
+        v = xs[0].mean((2, 3))  # (B, 3)
+        if self.kind == "multiclass":
+            first = nn.functional.one_hot((v[:, 0] * 10).round().long(), 10).float()
+        else:
+            first = (v > 0.5).float()
+        mu = torch.stack([first] + [torch.zeros_like(first)] * (self.M - 1))
+        return mu, torch.zeros_like(mu), None, None
+
+    def subset_posterior(self, mu, logvar, mask, how="pool"):
+        from poolvae import aggregators as agg
+
+        return agg.poe(mu, logvar, mask)
+
+
+def _probe_data(n, shift=0, M=3):
+    """Ten balanced digits; modality 0 shows digit ``(y + shift) % 10`` and the others are blank."""
+    labels = torch.arange(n) % 10
+    return [(tuple([torch.full((3, 28, 28), float((y + shift) % 10) / 10.0)] + [torch.zeros(3, 28, 28)] * (M - 1)),
+             y.view(1)) for y in labels]
+
+
+@pytest.mark.parametrize("shift,with_m0", [(0, 1.0), (1, 0.0)])
+def test_latent_probe_known_answers(shift, with_m0):
+    """A probe fitted on the training rows reads the digit from every subset holding m0 (accuracy 1) and nothing
+    from m1 or m2 (constant features, balanced test digits: accuracy 1/10 whatever class it predicts). If the
+    test rows show the next digit (``shift=1``) the fitted probe is wrong on every one of them: the probe is
+    fitted on the training rows and scored on the test rows, not the other way round."""
+    spec = ds.polymnist_spec(num_modalities=3)
+    settings = E.make_settings("ci", {"n_latent_train": 0, "n_latent_test": 0, "batch_size": 16})
+    out, counts = E.latent_section(ProbeEncoder("multiclass"), spec, _probe_data(60), _probe_data(50, shift),
+                                   "multiclass", settings, "cpu", False)
+    per = out["per_subset"]
+    assert out["measure"] == "accuracy" and counts == {"latent_train": 60, "latent_test": 50}
+    assert set(per) == {"m0", "m1", "m2", "m0+m1", "m0+m2", "m1+m2", "m0+m1+m2"}
+    for name, value in per.items():
+        assert value == pytest.approx(with_m0 if "m0" in name else 0.1), name
+    assert out["by_size"]["1"] == {"mean": pytest.approx((with_m0 + 0.2) / 3), "std": pytest.approx(
+        np.std([with_m0, 0.1, 0.1])), "n": 3}
+    assert out["by_size"]["2"]["mean"] == pytest.approx((2 * with_m0 + 0.1) / 3)
+    assert out["by_size"]["3"] == {"mean": pytest.approx(with_m0), "std": 0.0, "n": 1}
+
+
+def test_latent_probe_multilabel_known_answers():
+    """Three binary attributes in modality 0's channels: average precision 1 on every subset holding m0; on
+    constant features every score ties, and the average precision is each attribute's test prevalence."""
+    spec = ds.DatasetSpec("toy", ds.polymnist_spec(num_modalities=2).modalities, ("a", "b", "c"), 2, "test")
+    g = torch.Generator().manual_seed(0)
+
+    def data(n):
+        labels = torch.randint(0, 2, (n, 3), generator=g)
+        return [((y.float().view(3, 1, 1).expand(3, 28, 28) * 0.8 + 0.1, torch.zeros(3, 28, 28)), y) for y in labels]
+
+    train, test = data(80), data(40)
+    settings = E.make_settings("ci", {"n_latent_train": 0, "n_latent_test": 0, "batch_size": 16})
+    out, _ = E.latent_section(ProbeEncoder("multilabel", M=2), spec, train, test, "multilabel", settings, "cpu", False)
+    prevalence = torch.stack([y for _, y in test]).float().mean(0).tolist()
+    assert out["measure"] == "mean_average_precision" and out["attributes"] == ["a", "b", "c"]
+    assert out["per_subset_per_attribute"]["m0"] == pytest.approx([1.0, 1.0, 1.0])
+    assert out["per_subset_per_attribute"]["m0+m1"] == pytest.approx([1.0, 1.0, 1.0])
+    assert out["per_subset_per_attribute"]["m1"] == pytest.approx(prevalence)
+    assert out["per_subset"]["m1"] == pytest.approx(np.mean(prevalence))
+
+
 class StubVocabulary:
     words = ("<unk>", "<pad>", "<eos>", "this", "bird", "is", "completely") + mt.CUB_COLOURS
 
