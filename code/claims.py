@@ -119,8 +119,9 @@ def item(name: str, scale: str, results: Path) -> dict:
 def stale_note(d: dict) -> str:
     """How many of an item's runs are stale, and which methods trained to a budget of their own, for a verdict's
     reason ('' when neither)."""
-    n = len(d.get("runs_stale", {}))
-    note = f"; {n} of its {d.get('runs_found')} runs are stale (made with earlier defaults)" if n else ""
+    n, found = len(d.get("runs_stale", {})), d.get("runs_found")
+    runs = "run" if found == 1 else "runs"
+    note = f"; {n} of its {found} {runs} {'is' if n == 1 else 'are'} stale (made with earlier defaults)" if n else ""
     own = sorted(d.get("own_budget", {}))
     return note + (f"; {', '.join(own)} trained to a smaller budget of its own" if own else "")
 

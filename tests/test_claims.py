@@ -89,13 +89,17 @@ def test_stale_runs_are_named_in_the_reason_and_make_the_verdict_provisional(tmp
     obj["runs_stale"] = {"cpu/polymnist-mini/mvae/beta=1/seed=0": "epochs: 60 there, 200 now"}
     f.write_text(json.dumps(obj))
     stale = _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)
-    assert "1 of its 1 runs are stale" in stale["reason"] and stale["provisional"] is True
+    assert "; 1 of its 1 run is stale (made" in stale["reason"] and stale["provisional"] is True
     assert C.verdict_text(stale) == stale["verdict"] + " *"
     obj["own_budget"] = {"codevae": "why"}
     f.write_text(json.dumps(obj))
     reason = _verdict("hel-helvae-highest-conditional-coherence", "cpu", tmp_path)["reason"]
-    assert reason.endswith("runs are stale (made with earlier defaults); codevae trained to a smaller budget of "
+    assert reason.endswith("run is stale (made with earlier defaults); codevae trained to a smaller budget of "
                            "its own")
+    obj["runs_found"], obj["runs_stale"]["cpu/polymnist-mini/mvae/beta=5/seed=0"] = 3, "epochs: 60 there, 200 now"
+    f.write_text(json.dumps(obj))
+    assert "; 2 of its 3 runs are stale (made" in _verdict("hel-helvae-highest-conditional-coherence", "cpu",
+                                                           tmp_path)["reason"]
 
 
 def test_exact_figure_claims_read_the_computed_claims(tmp_path):
