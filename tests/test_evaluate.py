@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from poolvae import aggregators as agg
 from poolvae import datasets as ds
 from poolvae import evaluate as E
 from poolvae import metrics as mt
@@ -109,7 +110,7 @@ def test_generation_pipeline_multilabel_gives_average_precision():
 
 class ProbeEncoder:
     """Encodes modality 0's content (an image's per-channel brightness) as its expert's mean, one-hot over ten
-    digits (``multiclass``) or the three channels themselves (``multilabel``); the other experts' means are 0.
+    digits (``multiclass``) or the three channels thresholded at 1/2 (``multilabel``); the other experts' means are 0.
     Subset posteriors are the PoE of the observed experts (equal variances: their average), as in MVAE."""
 
     def __init__(self, kind, M=3):
@@ -125,8 +126,6 @@ class ProbeEncoder:
         return mu, torch.zeros_like(mu), None, None
 
     def subset_posterior(self, mu, logvar, mask, how="pool"):
-        from poolvae import aggregators as agg
-
         return agg.poe(mu, logvar, mask)
 
 
@@ -141,8 +140,8 @@ def _probe_data(n, shift=0, M=3):
 def test_latent_probe_known_answers(shift, with_m0):
     """A probe fitted on the training rows reads the digit from every subset holding m0 (accuracy 1) and nothing
     from m1 or m2 (constant features, balanced test digits: accuracy 1/10 whatever class it predicts). If the
-    test rows show the next digit (``shift=1``) the fitted probe is wrong on every one of them: the probe is
-    fitted on the training rows and scored on the test rows, not the other way round."""
+    test rows show the next digit (``shift=1``) the fitted probe is wrong on every one of them: it is fitted on
+    one set and scored on the other (fitting and scoring on the same rows would give 1)."""
     spec = ds.polymnist_spec(num_modalities=3)
     settings = E.make_settings("ci", {"n_latent_train": 0, "n_latent_test": 0, "batch_size": 16})
     out, counts = E.latent_section(ProbeEncoder("multiclass"), spec, _probe_data(60), _probe_data(50, shift),
