@@ -85,11 +85,21 @@ class AttributeClassifier(nn.Module):
         return v, (v - 0.5) * 20.0
 
 
+def _attribute_spec():
+    """A toy data set of two PolyMNIST-shaped modalities with three binary attributes a, b, c."""
+    return ds.DatasetSpec("toy", ds.polymnist_spec(num_modalities=2).modalities, ("a", "b", "c"), 2, "test")
+
+
+def _attribute_image(y):
+    """Attributes ``y`` (3,) as a 3-channel image: channel k has brightness 0.9 if attribute k is set, else 0.1."""
+    return y.float().view(3, 1, 1).expand(3, 28, 28) * 0.8 + 0.1
+
+
 def test_generation_pipeline_multilabel_gives_average_precision():
-    spec = ds.DatasetSpec("toy", ds.polymnist_spec(num_modalities=2).modalities, ("a", "b", "c"), 2, "test")
+    spec = _attribute_spec()
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 2, (40, 3), generator=g)
-    data = [(tuple(y.float().view(3, 1, 1).expand(3, 28, 28) * 0.8 + 0.1 for _ in range(2)), y) for y in labels]
+    data = [(tuple(_attribute_image(y) for _ in range(2)), y) for y in labels]
 
     class Copy:
         def conditional(self, xs, mask, subset_posterior="pool"):
@@ -160,12 +170,12 @@ def test_latent_probe_known_answers(shift, with_m0):
 def test_latent_probe_multilabel_known_answers():
     """Three binary attributes in modality 0's channels: average precision 1 on every subset holding m0; on
     constant features every score ties, and the average precision is each attribute's test prevalence."""
-    spec = ds.DatasetSpec("toy", ds.polymnist_spec(num_modalities=2).modalities, ("a", "b", "c"), 2, "test")
+    spec = _attribute_spec()
     g = torch.Generator().manual_seed(0)
 
     def data(n):
         labels = torch.randint(0, 2, (n, 3), generator=g)
-        return [((y.float().view(3, 1, 1).expand(3, 28, 28) * 0.8 + 0.1, torch.zeros(3, 28, 28)), y) for y in labels]
+        return [((_attribute_image(y), torch.zeros(3, 28, 28)), y) for y in labels]
 
     train, test = data(80), data(40)
     settings = E.make_settings("ci", {"n_latent_train": 0, "n_latent_test": 0, "batch_size": 16})
