@@ -312,7 +312,7 @@ def test_model_log_likelihood_is_exact_when_the_decoders_ignore_z(method):
     draws from the density it reports (Gaussian and Laplace, single and mixture, with the mixture weights): a
     wrong normaliser or dropped weights move the estimate by a constant that K does not average away. (MMVAE+'s
     p(w) / q(w) ratio averages to 1 here whether or not it is there: the next test checks it.)"""
-    from poolvae.models import METHODS, Modality, MultimodalVAE
+    from poolvae.models import Modality, MultimodalVAE
 
     torch.manual_seed(0)
     D, Dp = 2, (2 if METHODS[method].private else 0)
@@ -385,7 +385,7 @@ def test_mmvaeplus_log_likelihood_weights_private_latents_by_their_prior():
 @pytest.mark.parametrize("method", EVERY_POSTERIOR)
 def test_model_log_likelihood_for_every_posterior_family(method):
     from poolvae import networks
-    from poolvae.models import METHODS, Modality, MultimodalVAE
+    from poolvae.models import Modality, MultimodalVAE
 
     torch.manual_seed(0)
     Dp = 2 if METHODS[method].private else 0
