@@ -188,6 +188,11 @@ def test_the_counts_line_says_how_many_verdicts_are_provisional():
                              "on_paper_numbers": {"verdict": "does not hold", "reason": "printed r"}}])
     assert "| holds * | not run | does not hold |" in md and C.PROVISIONAL_NOTE in md
     assert "- `x` (does not hold): printed r" in md  # the reason on the paper's numbers is listed
+    # the counts are one list (both scales and the paper's numbers), and the notes follow it
+    top = md.split("\n\n")
+    counts = next(block for block in top if block.startswith("- `cpu`"))
+    assert counts.count("\n- ") == 2 and "- the same checks:" in counts
+    assert top.index(counts) < top.index(C.PROVISIONAL_NOTE) < top.index(C.PAPER_NUMBERS_NOTE)
 
 
 # ---- the same checks on the paper's own printed numbers -----------------------------------------------------
