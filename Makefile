@@ -203,15 +203,17 @@ diagnose-budget: setup  ## BUDGET_METHODS (HEL Table 8's but CoDEVAE; ~3 h) at b
 .PHONY: diagnose-warmup
 WARMUP_EPOCHS ?= 20
 WARMUP_BETAS ?= 5 10
+WARMUP_THREADS ?=
+WARMUP_ENV = $(if $(WARMUP_THREADS),OMP_NUM_THREADS=$(WARMUP_THREADS) )
 WARMUP_RESULTS = results/diagnostics/kl_warmup=$(WARMUP_EPOCHS)
 WARMUP_CHECKPOINTS = checkpoints/diagnostics/kl_warmup=$(WARMUP_EPOCHS)
-diagnose-warmup: setup  ## MVAE at WARMUP_BETAS (5 10) with a linear KL warm-up of WARMUP_EPOCHS=20 epochs: does its posterior still collapse? (book chapter 11; ~1.5 h per beta on one core)
-	for b in $(WARMUP_BETAS); do \
-	  $(PY) -m poolvae.train --dataset polymnist-mini --method mvae --beta $$b --seed 0 --scale cpu \
-	    --set kl_warmup=$(WARMUP_EPOCHS) --runs-dir $(WARMUP_RESULTS)/runs --checkpoint-dir $(WARMUP_CHECKPOINTS) && \
-	  $(PY) -m poolvae.evaluate $(WARMUP_RESULTS)/runs/cpu/polymnist-mini/mvae/beta=$$b/seed=0 \
-	    --checkpoint-dir $(WARMUP_CHECKPOINTS) || exit 1; \
-	done
+diagnose-warmup: $(addprefix diagnose-warmup-beta-,$(WARMUP_BETAS))  ## MVAE at WARMUP_BETAS (5 10) with a linear KL warm-up of WARMUP_EPOCHS=20 epochs: does its posterior still collapse? (book chapter 11; 1 to 2.5 h per beta on one thread, as the sweep's MVAE runs took; `make -j2 diagnose-warmup WARMUP_THREADS=1` trains both betas at once, a thread each)
+
+diagnose-warmup-beta-%: setup  ## One beta of diagnose-warmup (e.g. diagnose-warmup-beta-5)
+	$(WARMUP_ENV)$(PY) -m poolvae.train --dataset polymnist-mini --method mvae --beta $* --seed 0 --scale cpu \
+	  --set kl_warmup=$(WARMUP_EPOCHS) --runs-dir $(WARMUP_RESULTS)/runs --checkpoint-dir $(WARMUP_CHECKPOINTS)
+	$(WARMUP_ENV)$(PY) -m poolvae.evaluate $(WARMUP_RESULTS)/runs/cpu/polymnist-mini/mvae/beta=$*/seed=0 \
+	  --checkpoint-dir $(WARMUP_CHECKPOINTS)
 
 .PHONY: claims diagnose-convergence
 claims: setup  ## The claims ledger (results/claims.{json,md}) and hel-table8's rank and seed charts (seaborn)

@@ -9,8 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "book" / "src").glob("*.md"))]
 TARGET = r"([a-z][a-z0-9<>-]*[a-z0-9>])"  # a placeholder such as reproduce-<id> stands for any name
-INLINE = re.compile(rf"`make {TARGET}[^`]*`")  # `make land FROM=..` in prose
-CODE_LINE = re.compile(rf"^\s*make {TARGET}(?![a-z0-9<>-])")  # a line of a code block
+OPTIONS = r"(?:-[A-Za-z]\S*\s+)*"  # make's own flags before the target (-j2, -k)
+INLINE = re.compile(rf"`make {OPTIONS}{TARGET}[^`]*`")  # `make land FROM=..` in prose
+CODE_LINE = re.compile(rf"^\s*make {OPTIONS}{TARGET}(?![a-z0-9<>-])")  # a line of a code block
 
 
 def makefile_targets() -> list[str]:
@@ -40,6 +41,12 @@ def test_the_makefile_parser_sees_known_targets():
     assert {"test", "setup", "figures", "land", "sweep-plan"} <= set(targets)
     assert any(fnmatch("reproduce-hel-table8", t) for t in targets)
     assert not any(fnmatch("no-such-target", t) for t in targets)
+
+
+def test_the_scan_reads_the_target_after_make_options():
+    assert CODE_LINE.findall("make -j2 diagnose-warmup WARMUP_THREADS=1 # both at once") == ["diagnose-warmup"]
+    assert INLINE.findall("run `make -j2 -k figures` here") == ["figures"]
+    assert CODE_LINE.findall("make test") == ["test"]
 
 
 def test_every_instructed_make_target_exists():
