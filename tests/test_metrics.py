@@ -9,7 +9,7 @@ import torch
 
 from poolvae import metrics as mt
 from poolvae.distributions import DiagGaussian, GaussianMixture
-from poolvae.models import METHODS
+from poolvae.models import METHODS, Modality, MultimodalVAE
 
 # --------------------------------------------------------------------------------------------------
 # Subsets and curves
@@ -205,7 +205,6 @@ def test_exact_posterior_proposal_gives_the_exact_answer_with_one_sample():
 def test_model_log_likelihood_is_the_unweighted_importance_estimate():
     from poolvae import networks
     from poolvae.likelihoods import laplace_log_prob
-    from poolvae.models import Modality, MultimodalVAE
 
     torch.manual_seed(0)
     nets = [networks.make_networks("conv28", 3, 0, 3, 4) for _ in range(2)]
@@ -312,7 +311,6 @@ def test_model_log_likelihood_is_exact_when_the_decoders_ignore_z(method):
     draws from the density it reports (Gaussian and Laplace, single and mixture, with the mixture weights): a
     wrong normaliser or dropped weights move the estimate by a constant that K does not average away. (MMVAE+'s
     p(w) / q(w) ratio averages to 1 here whether or not it is there: the next test checks it.)"""
-    from poolvae.models import Modality, MultimodalVAE
 
     torch.manual_seed(0)
     D, Dp = 2, (2 if METHODS[method].private else 0)
@@ -353,7 +351,6 @@ def test_mmvaeplus_log_likelihood_weights_private_latents_by_their_prior():
     modalities of a fixed part and the 1-D integral log int Laplace(x_0; loc_0 + c w, 0.75) Laplace(w; 0, 1) dw,
     computed here by quadrature; the estimate must match it. Without the ratio it would estimate the integral
     under q instead of the prior, which this setting puts far off."""
-    from poolvae.models import Modality, MultimodalVAE
 
     torch.manual_seed(0)
     D, Dp, coef = 2, 2, 2.0
@@ -385,7 +382,6 @@ def test_mmvaeplus_log_likelihood_weights_private_latents_by_their_prior():
 @pytest.mark.parametrize("method", EVERY_POSTERIOR)
 def test_model_log_likelihood_for_every_posterior_family(method):
     from poolvae import networks
-    from poolvae.models import Modality, MultimodalVAE
 
     torch.manual_seed(0)
     Dp = 2 if METHODS[method].private else 0
