@@ -95,23 +95,12 @@ def _claims_lines(results: Path) -> list[str]:
     f = results / "claims.json"
     if not f.exists():
         return ["- The claims ledger is not computed yet (`make claims`).", ""]
-    from .claims import (
-        PAPER_NUMBERS_NOTE,
-        PROVISIONAL_NOTE,
-        counts_line,
-        paper_numbers_line,
-        provisional_count,
-        verdict_text,
-    )
+    from .claims import counts_block, verdict_text
 
     c = read_json(f)
     lines = [f"{len(c['claims'])} claims of the two papers, each checked by code (`make claims`; "
              "reasons and numbers in results/claims.md):", ""]
-    lines += [f"- scale `{scale}`: {counts_line(c['claims'], scale)}" for scale in c["scales"]]
-    lines += [f"- the same checks: {paper_numbers_line(c['claims'])}"]
-    if any(provisional_count(c["claims"], s) for s in c["scales"]):
-        lines += ["", PROVISIONAL_NOTE]
-    lines += ["", PAPER_NUMBERS_NOTE]
+    lines += counts_block(c["claims"], c["scales"])
     lines += ["", "| claim | source | kind | " + " | ".join(c["scales"]) + " | paper's numbers |",
               "|---|---|---|" + "---|" * (len(c["scales"]) + 1)]
     for claim in c["claims"]:

@@ -190,9 +190,26 @@ def test_the_counts_line_says_how_many_verdicts_are_provisional():
     assert "- `x` (does not hold): printed r" in md  # the reason on the paper's numbers is listed
     # the counts are one list (both scales and the paper's numbers), and the notes follow it
     top = md.split("\n\n")
-    counts = next(block for block in top if block.startswith("- `cpu`"))
+    counts = next(block for block in top if block.startswith("- scale `cpu`"))
     assert counts.count("\n- ") == 2 and "- the same checks:" in counts
     assert top.index(counts) < top.index(C.PROVISIONAL_NOTE) < top.index(C.PAPER_NUMBERS_NOTE)
+
+
+def test_claims_md_and_the_readme_open_with_the_same_counts_block(tmp_path):
+    """results/claims.md and the README's results section say the counts in the same words, notes included."""
+    from poolvae import report
+
+    claims = [{"id": i, "quote": "q", "source": "s", "kind": "trained",
+               "verdict": {"cpu": {"verdict": v, "provisional": p, "reason": "r"},
+                           "paper": {"verdict": "not run", "provisional": False, "reason": "r"}},
+               "on_paper_numbers": {"verdict": "holds", "reason": "printed r"}}
+              for i, v, p in [("a", "holds", True), ("b", "does not hold", False)]]
+    (tmp_path / "claims.json").write_text(json.dumps({"scales": list(C.SCALES), "claims": claims}))
+    block = "\n".join(C.counts_block(claims, C.SCALES))
+    assert block.startswith("- scale `cpu`: 1 hold, 1 do not hold, 0 not run (1 provisional *)")
+    assert C.PROVISIONAL_NOTE in block and block.endswith(C.PAPER_NUMBERS_NOTE)
+    assert block in C.claims_markdown(claims)
+    assert block in "\n".join(report._claims_lines(tmp_path))
 
 
 # ---- the same checks on the paper's own printed numbers -----------------------------------------------------
