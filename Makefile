@@ -5,8 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# The install is redone only when the pinned set or the package metadata change.
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+# The install is redone only when the pinned set, the lock or the package metadata change. The lock constrains
+# every transitive dependency too: a newer fontTools, say, subsets fonts differently and changes every PDF figure.
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 SEED ?= 0
 
 .PHONY: help setup test test-fast lint bench figures clean-venv
@@ -16,10 +17,10 @@ help:  ## List every target with one line each
 
 setup: $(STAMP)  ## Create .venv with the pinned requirements and poolvae in editable mode (idempotent)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -c requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@
