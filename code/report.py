@@ -147,7 +147,8 @@ def _diagnostic_lines(results: Path) -> list[str]:
     """Each run under ``results/diagnostics/<name>/runs`` beside the run of the same path in its baseline: epochs
     and coherence of both, the diagnostic's name as its heading. The baseline is ``results/runs`` (the scale's own
     settings) unless the folder's ``diagnostic.json`` names another (``"beside"``: a folder of ``results``, or null
-    for runs kept for reference, listed with what its ``"about"`` says)."""
+    for runs kept for reference, listed with what its ``"about"`` says); its ``"chapter"`` names the book chapter
+    that reads it (9, the budget diagnostic's, unless it says otherwise)."""
     lines = []
     for diag in sorted(p for p in (results / "diagnostics").glob("*") if (p / "runs").is_dir()):
         meta = read_json(diag / "diagnostic.json") if (diag / "diagnostic.json").exists() else {}
@@ -168,8 +169,9 @@ def _diagnostic_lines(results: Path) -> list[str]:
                         f"{base_coh['conditional']['overall']:.3f} → {coh['conditional']['overall']:.3f} | "
                         f"{base_coh['unconditional']:.3f} → {coh['unconditional']:.3f} |")
         if rows:
-            lines += [f"- `results/diagnostics/{diag.name}` (book chapter 9): the same runs with another setting, "
-                      f"beside those in `results/{beside}`", "",
+            what = f": {meta['about']}" if meta.get("about") else ""
+            lines += [f"- `results/diagnostics/{diag.name}` (book chapter {meta.get('chapter', 9)}): the same runs "
+                      f"with another setting{what}, beside those in `results/{beside}`", "",
                       "| run | epochs | cond. coherence | uncond. coherence |", "|---|---|---|---|", *rows, ""]
     return lines or ["- No diagnostic runs yet (`make diagnose-budget`).", ""]
 

@@ -62,6 +62,12 @@ def test_section_puts_each_diagnostic_run_beside_the_scales_run(tmp_path):
     assert "`results/diagnostics/epochs=60`: 1 runs kept for reference: the first budget's runs" in text
     assert f"| {rel} | 60 → 180 | 0.300 → 0.750 | 0.050 → 0.200 |" in text
     assert "beside those in `results/diagnostics/epochs=60/runs`" in text
+    assert "`results/diagnostics/epochs=180` (book chapter 9): the same runs with another setting, beside" in text
+    # and it may say what it changes and which chapter reads it
+    (tmp_path / "diagnostics" / "epochs=180" / "diagnostic.json").write_text(
+        json.dumps({"beside": "diagnostics/epochs=60/runs", "chapter": 11, "about": "three times the epochs"}))
+    assert ("`results/diagnostics/epochs=180` (book chapter 11): the same runs with another setting: three times "
+            "the epochs, beside") in report.section(tmp_path)
 
 
 def test_table6_columns_in_the_papers_order_with_the_papers_ratios(tmp_path):
